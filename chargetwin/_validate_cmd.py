@@ -1,0 +1,147 @@
+"""``chargetwin validate FILE``: check captured traffic offline against the contracts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .contracts import (
+    ContractsError,
+    Record,
+    RecordError,
+    Validator,
+    Violation,
+    check_record,
+    default_validator,
+    iter_lines,
+    parse_record,
+)
+
+__all__ = ["Summary", "add_validate_parser", "validate_stream"]
+
+
+@dataclass(slots=True)
+class Summary:
+    """What one ``validate`` run found."""
+
+    records: int = 0
+    failing_records: int = 0
+    violations: int = 0
+    unreadable: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.unreadable:
+            return 2
+        return 1 if self.violations else 0
+
+
+def add_validate_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="validate captured messages (NDJSON) against the contracts",
+        description="Validate captured traffic offline. Each line of FILE is one record: "
+                    '{"channel": ..., "direction": ..., "message": {...}} (see docs/traffic-format.md). '
+                    "Prints each violation and a summary.",
+        epilog="Exit codes: 0 every record conforms, 1 violations found, 2 unreadable input.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file to check; '-' reads standard input")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text for people (default); json prints one JSON object per violation")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        validator = default_validator()
+    except ContractsError as error:
+        print(f"chargetwin: {error}", file=sys.stderr)
+        return 2
+    summary = Summary()
+    for name in args.files:
+        try:
+            with _open(name) as stream:
+                validate_stream(validator, stream, source=name, summary=summary,
+                                out=None if args.quiet else sys.stdout, fmt=args.format)
+        except OSError as error:
+            print(f"chargetwin: cannot read {name}: {error.strerror or error}", file=sys.stderr)
+            summary.unreadable += 1
+    _print_summary(summary, sys.stderr if args.format == "json" else sys.stdout)
+    return summary.exit_code
+
+
+@contextmanager
+def _open(name: str) -> Iterator[IO[bytes]]:
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    with open(name, "rb") as stream:
+        yield stream
+
+
+def validate_stream(validator: Validator, stream: IO[bytes], *, source: str, summary: Summary,
+                    out: IO[str] | None, fmt: str = "text") -> Summary:
+    """Check every record of ``stream``, adding to ``summary`` and printing to ``out``."""
+    for line, raw in iter_lines(stream):
+        try:
+            record = parse_record(raw, source=source, line=line)
+            violations = check_record(validator, record)
+        except RecordError as error:
+            summary.unreadable += 1
+            print(f"chargetwin: unreadable record: {error}", file=sys.stderr)
+            continue
+        summary.records += 1
+        if not violations:
+            continue
+        summary.failing_records += 1
+        summary.violations += len(violations)
+        for violation in violations:
+            summary.by_rule[violation.rule] = summary.by_rule.get(violation.rule, 0) + 1
+        if out is not None:
+            _print_violations(record, violations, out, fmt)
+    return summary
+
+
+def _describe(record: Record) -> str:
+    message = record.message if isinstance(record.message, dict) else {}
+    kind = message.get("type") or message.get("event") or ""
+    if message.get("type") and message.get("event"):
+        kind = f"{message['type']}/{message['event']}"
+    return " ".join(part for part in (record.channel, record.direction, str(kind)) if part)
+
+
+def _print_violations(record: Record, violations: list[Violation], out: IO[str], fmt: str) -> None:
+    if fmt == "json":
+        for violation in violations:
+            out.write(json.dumps({"source": record.source, "line": record.line, "channel": record.channel,
+                                  "direction": record.direction, **violation.to_dict()},
+                                 ensure_ascii=False, default=str) + "\n")
+        return
+    out.write(f"{record.source}:{record.line}: {_describe(record)}\n")
+    for v in violations:
+        where = v.pointer or "(whole message)"
+        out.write(f"  {v.rule} at {where}: {v.message}\n")
+        out.write(f"    expected {_short(v.expected)}, got {_short(v.actual)}")
+        out.write(f"  [spec: {v.spec}]\n" if v.spec else "\n")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _print_summary(summary: Summary, out: IO[str]) -> None:
+    conform = summary.records - summary.failing_records
+    out.write(f"checked {summary.records} records: {conform} conform, "
+              f"{summary.failing_records} with violations ({summary.violations} violation"
+              f"{'' if summary.violations == 1 else 's'})")
+    out.write(f", {summary.unreadable} unreadable\n" if summary.unreadable else "\n")
+    for rule, count in sorted(summary.by_rule.items(), key=lambda item: (-item[1], item[0])):
+        out.write(f"  {count:6d}  {rule}\n")

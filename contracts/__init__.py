@@ -1,0 +1,35 @@
+"""The machine-readable contracts of the EV-charging protocol, and their validator.
+
+``chargetwin.contracts`` depends on nothing else of chargetwin. It holds the
+JSON Schemas (``schemas/``), the OpenAPI and AsyncAPI documents that
+reference them, the close codes, the seed's examples and counter-examples,
+and :class:`Validator`, the one entry point every other component uses::
+
+    from chargetwin.contracts import default_validator
+    violations = default_validator().validate(message, channel="websocket", direction="receive")
+"""
+
+from __future__ import annotations
+
+from .exceptions import ContractLoadError, ContractsError, RecordError, UnknownChannelError
+from .records import Record, check_record, iter_lines, parse_record
+from .rules import RULES, Rule
+from .validator import Validator, default_validator, json_pointer
+from .violations import Violation
+
+__all__ = [
+    "RULES",
+    "ContractLoadError",
+    "ContractsError",
+    "Record",
+    "RecordError",
+    "Rule",
+    "UnknownChannelError",
+    "Validator",
+    "Violation",
+    "check_record",
+    "default_validator",
+    "iter_lines",
+    "json_pointer",
+    "parse_record",
+]

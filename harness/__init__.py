@@ -1,0 +1,1 @@
+"""Scenario runs, taps on every hop and cross-message checks: lands with the runner issue."""

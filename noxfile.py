@@ -1,0 +1,44 @@
+"""The one entry point for people and CI: ``nox -s tests``, ``nox -s lint``, ...
+
+Every session installs chargetwin itself (not in editable mode), so the
+tests see what a user's ``pip install`` gives them, package data included.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PYTHON = "3.11"
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite on all cores (pytest with xdist). Extra arguments go to pytest."""
+    session.install(".[test]")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff on the sources, tests, benchmarks and this file."""
+    session.install("ruff>=0.17,<0.18")
+    session.run("ruff", "check", "chargetwin", "contracts", "twin", "harness", "reports", "tests",
+                "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the installed package."""
+    session.install(".[test,lint]")
+    session.run("mypy", "-p", "chargetwin", "--python-executable", session.virtualenv.python)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: they report figures and assert nothing. ``nox -s bench -- --out bench.json``."""
+    session.install(".[test]")
+    session.run("python", "benchmarks/bench_validation.py", *session.posargs)

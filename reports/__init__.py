@@ -1,0 +1,1 @@
+"""HTML conformance reports: lands with the report issue."""

@@ -1,0 +1,30 @@
+"""Fixtures shared by every test: the validator and the bundled example records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chargetwin.contracts import Validator, default_validator
+from chargetwin.contracts.schemas import CONTRACTS_DIR
+
+EXAMPLES = CONTRACTS_DIR / "examples"
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_3059bdbbd16f9258.txt"
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def validator() -> Validator:
+    return default_validator()
+
+
+@pytest.fixture(scope="session")
+def seed_text() -> str:
+    if not SEED.is_file():
+        pytest.skip(f"the protocol document is not at {SEED} (it lies in ../shared beside the checkout)")
+    return SEED.read_text(encoding="utf-8")
