@@ -34,6 +34,7 @@ __all__ = [
     "list_counts_add_up",
     "list_display_matches_status",
     "list_status_follows_counts",
+    "maintenance_shows_none_available",
     "meter_value_matches_energy",
     "power_aliases_agree",
     "station_status_label_matches",
@@ -128,6 +129,17 @@ def display_matches_status(message: Message) -> Sequence[Violation]:
 
 
 @_rule("4.6 Charger Status Update (Pushed from Gateway)")
+def maintenance_shows_none_available(message: Message) -> Sequence[Violation]:
+    """A station under maintenance counts no available connector (SPEC-NOTES N-07)."""
+    data = message["data"]
+    if not data["is_under_maintenance"] or data["available_connectors"] == 0:
+        return _OK
+    return [_violation("maintenance_shows_none_available", "/data/available_connectors",
+                       "a station under maintenance has no connector available to drivers",
+                       0, data["available_connectors"])]
+
+
+@_rule("4.6 Charger Status Update (Pushed from Gateway)")
 def station_status_label_matches(message: Message) -> Sequence[Violation]:
     """``data.station_status`` is the label of ``status`` (Available, In Use, Unavailable)."""
     expected = STATUS_LABELS[message["status"]]
@@ -173,7 +185,7 @@ def _list_entries(message: Message) -> Iterable[tuple[str, Mapping[str, Any]]]:
 
 
 def _list_status(entry: Mapping[str, Any]) -> str:
-    return entry["station_status"] if "station_status" in entry else entry["status"]
+    return str(entry["station_status"] if "station_status" in entry else entry["status"])
 
 
 @_rule("4.7 Charger List Update (Pushed from Gateway)")
@@ -280,9 +292,10 @@ def meter_value_matches_energy(message: Message) -> Sequence[Violation]:
     expected = energy * 1000
     if math.fabs(data["meter_value"] - expected) <= METER_TOLERANCE_WH:
         return _OK
+    shown = round(expected) if math.isfinite(expected) else expected  # 1e308 kWh is still a message
     return [_violation("meter_value_matches_energy", "/data/meter_value",
                        f"{energy} kWh is {expected:.0f} Wh (+/- {METER_TOLERANCE_WH} Wh)",
-                       round(expected), data["meter_value"])]
+                       shown, data["meter_value"])]
 
 
 # --- every message --------------------------------------------------------------------
@@ -322,7 +335,7 @@ def _with_timestamps(*checks: Check) -> tuple[Rule, ...]:
 RULES_BY_SCHEMA: dict[str, tuple[Rule, ...]] = {
     "messages/charger_status_update": _with_timestamps(
         counts_add_up, status_follows_counts, display_matches_status,
-        station_status_label_matches, connector_status_within_counts),
+        station_status_label_matches, connector_status_within_counts, maintenance_shows_none_available),
     "messages/charger_list_update": _with_timestamps(
         list_display_matches_status, list_counts_add_up, list_status_follows_counts),
     "messages/session_update/meter_value": _with_timestamps(

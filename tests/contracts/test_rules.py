@@ -92,6 +92,14 @@ def test_meter_value_in_wh_matches_energy_in_kwh_at_two_decimals(validator: Vali
     assert rules == {"meter_value_matches_energy"}
 
 
+def test_an_absurd_energy_is_a_violation_not_a_crash(validator: Validator) -> None:
+    event = {"event": "meter_value", "charger_id": "CP001", "transaction_id": 1,
+             "data": {"energy_delivered": 1e308, "power": 1, "voltage": 1, "current": 1,
+                      "meter_value": 1, "charge_percentage": None, "time_remaining": None}}
+    found = validator.validate(event, channel="backend:/internal/cms/events", direction="request")
+    assert [v.rule for v in found] == ["meter_value_matches_energy"]
+
+
 def test_every_rule_is_used_by_some_schema_and_documented() -> None:
     used = {rule.name for rules in RULES_BY_SCHEMA.values() for rule in rules}
     assert used == set(RULES)
