@@ -28,7 +28,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff on the sources, tests, benchmarks and this file."""
     session.install("ruff>=0.17,<0.18")
-    session.run("ruff", "check", "chargetwin", "contracts", "twin", "harness", "reports", "tests",
+    session.run("ruff", "check", "src", "contracts", "twin", "harness", "reports", "tests",
                 "benchmarks", "noxfile.py")
 
 
