@@ -55,9 +55,11 @@ def parse_record(raw: bytes | str, *, source: str = "-", line: int = 0) -> Recor
         except UnicodeDecodeError as error:
             raise fail(f"not UTF-8 text (byte {error.start}); records must be UTF-8 JSON") from None
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except ValueError as error:
         raise fail(f"not valid JSON: {error}") from None
+    except RecursionError:
+        raise fail("nested too deeply to check (more than about 1,000 levels)") from None
     if not isinstance(data, dict):
         raise fail(f"a record must be a JSON object, not {type(data).__name__}; "
                    'write {"channel": ..., "direction": ..., "message": {...}}')
@@ -72,6 +74,10 @@ def parse_record(raw: bytes | str, *, source: str = "-", line: int = 0) -> Recor
                                or not 100 <= status <= 599):
         raise fail(f"'status' must be an HTTP status code (100-599), not {status!r}")
     return Record(channel, direction, data.pop("message"), status, source, line, data)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (RFC 8259 has no NaN or Infinity)")
 
 
 def check_record(validator: Validator, record: Record) -> list[Violation]:

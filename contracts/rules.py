@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from .durations import display_minutes
-from .status import STATUS_LABELS, count_classes, station_status
+from .status import STATUS_LABELS, count_classes, display_for, station_status
 from .violations import Violation
 
 __all__ = [
@@ -112,7 +112,7 @@ def status_follows_counts(message: Message) -> Sequence[Violation]:
 
 def _display_violation(rule: str, pointer: str, status: str, available: int, total: int,
                        display: Any) -> Sequence[Violation]:
-    expected = f"{available}/{total}" if status == "available" else None
+    expected = display_for(status, available=available, total=total)
     if display == expected:
         return _OK
     why = (f"an available station shows '{expected}'" if expected is not None

@@ -61,6 +61,8 @@ def test_conforming_file_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ('{"channel": "backend:/api/charging/start", "direction": "response", "status": "ok", "message": {}}\n',
      "'status' must be an HTTP status code"),
     (b"\xff\xfe{}\n", "not UTF-8"),
+    ('{"channel": "websocket", "direction": "receive", "message": {"code": NaN}}\n', "not valid JSON: NaN is not"),
+    ("[" * 100_000 + "]" * 100_000 + "\n", "nested too deeply"),
 ])
 def test_unreadable_record_exits_2_naming_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    line: str | bytes, problem: str) -> None:
@@ -72,6 +74,16 @@ def test_unreadable_record_exits_2_naming_the_line(tmp_path: Path, capsys: pytes
     assert f"{path}:3: {problem}" in captured.err
     assert "Traceback" not in captured.err + captured.out
     assert "checked 2 records: 2 conform" in captured.out
+
+
+def test_progress_bar_goes_to_stderr_and_keeps_stdout_clean(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path / "mixed.ndjson", [GOOD[0], BAD[0]])
+    assert main(["validate", "--progress", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "validating" in captured.err
+    assert "validating" not in captured.out
+    assert f"{path}:2: backend:/api/charging/start request" in captured.out
 
 
 def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

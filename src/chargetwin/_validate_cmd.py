@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from .contracts import (
     ContractsError,
@@ -55,6 +59,8 @@ def add_validate_parser(commands: Any) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text for people (default); json prints one JSON object per violation")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar on standard error (default: when it is a terminal)")
     parser.set_defaults(run=_run)
 
 
@@ -65,16 +71,48 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
     summary = Summary()
-    for name in args.files:
-        try:
-            with _open(name) as stream:
-                validate_stream(validator, stream, source=name, summary=summary,
-                                out=None if args.quiet else sys.stdout, fmt=args.format)
-        except OSError as error:
-            print(f"chargetwin: cannot read {name}: {error.strerror or error}", file=sys.stderr)
-            summary.unreadable += 1
+    show_progress = sys.stderr.isatty() if args.progress is None else args.progress
+    with _progress_bar(show_progress, forced=bool(args.progress)) as progress:
+        for name in args.files:
+            try:
+                with _open(name) as stream:
+                    lines = _with_progress(stream, progress, name) if progress else stream
+                    validate_stream(validator, lines, source=name, summary=summary,
+                                    out=None if args.quiet else sys.stdout, fmt=args.format)
+            except OSError as error:
+                print(f"chargetwin: cannot read {name}: {error.strerror or error}", file=sys.stderr)
+                summary.unreadable += 1
     _print_summary(summary, sys.stderr if args.format == "json" else sys.stdout)
     return summary.exit_code
+
+
+@contextmanager
+def _progress_bar(show: bool, *, forced: bool) -> Iterator[Progress | None]:
+    """A progress display on standard error; ``forced`` draws it even where that is no terminal."""
+    if not show:
+        yield None
+        return
+    columns = (TextColumn("validating {task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    console = Console(stderr=True, force_terminal=forced or None)
+    # Violations go to stdout; draw them above the bar only when both share a terminal.
+    with Progress(*columns, console=console, transient=True,
+                  redirect_stdout=sys.stdout.isatty(), redirect_stderr=False) as progress:
+        yield progress
+
+
+def _with_progress(stream: IO[bytes], progress: Progress, name: str) -> Iterator[bytes]:
+    """The lines of ``stream``, advancing a progress task by the bytes read."""
+    size = os.fstat(stream.fileno()).st_size if name != "-" else None
+    task = progress.add_task(name, total=size or None)
+    pending = 0
+    for number, raw in enumerate(stream):
+        pending += len(raw)
+        if number % 4096 == 0:
+            progress.advance(task, pending)
+            pending = 0
+        yield raw
+    progress.advance(task, pending)
 
 
 @contextmanager
@@ -86,7 +124,7 @@ def _open(name: str) -> Iterator[IO[bytes]]:
         yield stream
 
 
-def validate_stream(validator: Validator, stream: IO[bytes], *, source: str, summary: Summary,
+def validate_stream(validator: Validator, stream: Iterable[bytes], *, source: str, summary: Summary,
                     out: IO[str] | None, fmt: str = "text") -> Summary:
     """Check every record of ``stream``, adding to ``summary`` and printing to ``out``."""
     for line, raw in iter_lines(stream):
