@@ -49,3 +49,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: they report figures and assert nothing. ``nox -s bench -- --out bench.json``."""
     session.install(".[test]")
     session.run("python", "benchmarks/bench_validation.py", *session.posargs)
+    session.run("python", "benchmarks/bench_model.py", *session.posargs)

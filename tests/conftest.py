@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from chargetwin.contracts import Validator, default_validator
 from chargetwin.contracts.schemas import CONTRACTS_DIR
 

@@ -32,9 +32,10 @@ import pytest
 import schemathesis
 import schemathesis.core.jsonschema.resolver as schemathesis_resolver
 import yaml
+from hypothesis import given, settings
+
 from chargetwin.contracts import RULES, Violation, catalog, default_validator
 from chargetwin.contracts.schemas import CONTRACTS_DIR, SCHEMAS_DIR
-from hypothesis import given, settings
 
 OPENAPI_DOCS = {
     "backend": CONTRACTS_DIR / "openapi" / "backend.openapi.yaml",

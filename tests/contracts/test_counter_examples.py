@@ -13,11 +13,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import EXAMPLES, read_ndjson
+from referencing import Registry, Resource
+
 from chargetwin.contracts import RULES, Validator, parse_record
 from chargetwin.contracts.schemas import schema_documents
 from chargetwin.contracts.validator import _SPEC_ROUTING
-from conftest import EXAMPLES, read_ndjson
-from referencing import Registry, Resource
 
 COUNTER = read_ndjson(EXAMPLES / "counter.ndjson")
 

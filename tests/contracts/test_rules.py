@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import charger_status_updates, seconds
+
 from chargetwin.contracts import Validator
 from chargetwin.contracts.durations import display_minutes, format_duration
 from chargetwin.contracts.rules import RULES, RULES_BY_SCHEMA
 from chargetwin.contracts.status import display_for, station_status
-from hypothesis import given
-from hypothesis import strategies as st
-from strategies import charger_status_updates, seconds
 
 
 @given(seconds)

@@ -8,9 +8,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from conftest import EXAMPLES, read_ndjson
+
 from chargetwin.contracts import Validator, parse_record
 from chargetwin.contracts.schemas import schema_documents
-from conftest import EXAMPLES, read_ndjson
 
 SEED_RECORDS = read_ndjson(EXAMPLES / "seed.ndjson")
 OTHER_RECORDS = read_ndjson(EXAMPLES / "seed-non-json.ndjson")

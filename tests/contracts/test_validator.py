@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from chargetwin.contracts import UnknownChannelError, Validator, json_pointer
 
 ERROR = {"type": "error", "message": "Invalid message format", "timestamp": "2025-01-29T12:00:00Z"}

@@ -1,0 +1,1 @@
+"""The bundled scenario files (TOML), shipped as package data of ``chargetwin.scenarios``."""
