@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from chargetwin.contracts import Validator, default_validator
 from chargetwin.contracts.schemas import CONTRACTS_DIR
+
+# CI runs the same examples every time (derandomized); people get fresh ones. No deadlines:
+# a loaded machine must not turn a slow example into a failure.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.register_profile("thorough", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 EXAMPLES = CONTRACTS_DIR / "examples"
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_3059bdbbd16f9258.txt"
