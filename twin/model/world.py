@@ -107,9 +107,10 @@ class World:
         self.drivers = build_fleet(scenario.fleet, radius, self._rngs["fleet"])
         self.stations = {s.id: s for s in self.network.stations}
         self.charge_points = {cp.id: cp for cp in self.network.charge_points()}
-        self._nearest = {kind: NearestIndex([s for s in self.network.stations if kind in s.kinds()])
-                         for kind in ("AC", "DC")}
-        self._has_kind = {kind: any(kind in s.kinds() for s in self.network.stations) for kind in ("AC", "DC")}
+        by_kind = {kind: [s for s in self.network.stations if kind in s.kinds()] for kind in ("AC", "DC")}
+        self._nearest = {kind: NearestIndex(stations) for kind, stations in by_kind.items()}
+        self._has_kind = {kind: bool(stations) for kind, stations in by_kind.items()}
+        self._local_offset = local_seconds(scenario.run.start)
         self._sinks: list[Sink] = list(sinks)
         self.app: App = app or DirectApp(self)
         self._session_ids = iter(range(1, 2**31))
@@ -193,14 +194,12 @@ class World:
     # --- processes -------------------------------------------------------------------
 
     def _start_processes(self) -> None:
-        run = self.scenario.run
         self.env.process(self._arrivals())
         if self.scenario.faults.enabled:
             for cp in self.charge_points.values():
                 self.env.process(self._failures(cp))
         for window in self._maintenance_windows():
             self.env.process(self._maintenance(window))
-        self._local_offset = local_seconds(run.start)
 
     def _arrivals(self) -> Process:
         run, rng = self.scenario.run, self._rngs["arrivals"]
