@@ -38,3 +38,13 @@ def seed_text() -> str:
     if not SEED.is_file():
         pytest.skip(f"the protocol document is not at {SEED} (it lies in ../shared beside the checkout)")
     return SEED.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Any:
+    """A private, real redis-server for the tests of this process (never the machine's own)."""
+    from chargetwin.twin.services.redis_server import start_redis
+
+    server = start_redis()
+    yield server
+    server.stop()
