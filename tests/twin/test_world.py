@@ -204,6 +204,28 @@ def test_remote_commands_drive_a_charging_point() -> None:
         world.remote_stop(cp.id, 7)
 
 
+def test_a_person_starts_and_stops_from_the_app() -> None:
+    """RemoteStart on a free connector with a user's id tag plugs in that user's car; only a stop ends it."""
+    world = World(city(hours=6.0, arrivals_per_day=1))
+    driver = world.drivers[0]
+    cp = next(cp for cp in world.charge_points.values() if driver.can_charge(cp.kind))
+    seen: list[ev.Event] = []
+    world.subscribe(lambda e: seen.append(e) if getattr(e, "user_id", driver.user_id) == driver.user_id
+                    and getattr(e, "charge_point_id", cp.id) == cp.id else None)
+    assert world.remote_start(cp.id, 1, "NOT-A-USER") is False
+    assert world.remote_start(cp.id, 1, driver.id_tag) is True
+    assert world.remote_start(cp.id, 2, driver.id_tag) is False  # one car per person
+    world.run(4 * 3600.0)
+    assert [type(e).__name__ for e in seen[:4]] == ["PlugIn", "ConnectorStatusChanged", "ConnectorStatusChanged",
+                                                    "TransactionStarted"]
+    assert not any(isinstance(e, ev.TransactionStopped) for e in seen)  # a full car waits: only a stop ends it
+    assert world.remote_stop(cp.id, 1) is True
+    world.run(4 * 3600.0 + 120)
+    stopped = [e for e in seen if isinstance(e, ev.TransactionStopped)]
+    assert [e.reason for e in stopped] == ["Remote"]
+    assert cp.connectors[0].status == "Available" and not driver.busy
+
+
 def test_a_power_cap_slows_running_sessions() -> None:
     scenario = city(hours=2.0)
     world = World(scenario)

@@ -100,11 +100,12 @@ class World:
         self.env = env or simpy.Environment()
         seed = scenario.run.seed
         self._rngs = {name: random.Random(f"{seed}:{name}")
-                      for name in ("network", "fleet", "arrivals", "trips", "faults", "maintenance")}
+                      for name in ("network", "fleet", "arrivals", "trips", "faults", "maintenance", "people")}
         self.network = build_network(scenario.network, self._rngs["network"])
         radius = (scenario.network.generate.radius_km if scenario.network.generate
                   else max((math.hypot(s.x, s.y) for s in self.network.stations), default=1.0) + 1.0)
         self.drivers = build_fleet(scenario.fleet, radius, self._rngs["fleet"])
+        self._drivers_by_tag = {d.id_tag: d for d in self.drivers}
         self.stations = {s.id: s for s in self.network.stations}
         self.charge_points = {cp.id: cp for cp in self.network.charge_points()}
         by_kind = {kind: [s for s in self.network.stations if kind in s.kinds()] for kind in ("AC", "DC")}
@@ -150,10 +151,17 @@ class World:
     # --- commands (OCPP central system -> charging point) ---------------------------
 
     def remote_start(self, charge_point_id: str, connector_id: int, id_tag: str) -> bool:
-        """RemoteStartTransaction: start charging the car plugged in there. False if none waits to start."""
+        """RemoteStartTransaction: start charging the car plugged in there.
+
+        On a free connector, ``id_tag`` of an idle user starts that user's car
+        (a person using the app: see :meth:`_start_for_person`). False when
+        neither applies.
+        """
         connector = self.connector(charge_point_id, connector_id)
         driver = connector.driver
-        if driver is None or connector.session is not None or connector.status != "Preparing":
+        if driver is None:
+            return self._start_for_person(connector, id_tag)
+        if connector.session is not None or connector.status != "Preparing":
             return False
         self._start_transaction(connector, driver, id_tag)
         return True
@@ -300,14 +308,51 @@ class World:
             self._close_app(driver)
             env.process(self._app_peeks(driver, session))
         yield from self._until_stop(driver, session)
+        yield from self._finish(driver, session)
+
+    def _finish(self, driver: Driver, session: Session) -> Process:
+        """After the transaction: Finishing, unplug, leave (at once if the car was unplugged or a fault hit)."""
+        connector = session.connector
+        cp = connector.charge_point
         if session.stop_reason not in ("EVDisconnected",) and not cp.faulted:
             self._set_status(connector, "Finishing")
-            yield env.timeout(UNPLUG_DELAY)
+            yield self.env.timeout(UNPLUG_DELAY)
         self._unplug(connector)
         self._leave(driver, cp.station, "fault" if session.stop_reason == "Other" else "done")
 
-    def _until_stop(self, driver: Driver, session: Session) -> Process:
-        """Charge until the driver stops (DC: at the target; AC: on leaving), or something ends it."""
+    def _start_for_person(self, connector: Connector, id_tag: str) -> bool:
+        """RemoteStart on a free connector for a user of the app (a person, e.g. a mobile developer).
+
+        The model plugs in that user's car and charges it until the person
+        stops the session (remote stop), the car is full (it then waits,
+        SuspendedEV) or a fault ends it.
+        """
+        driver = self._drivers_by_tag.get(id_tag)
+        cp = connector.charge_point
+        if driver is None or driver.busy or not connector.free or not driver.can_charge(cp.kind):
+            return False
+        rng, demand = self._rngs["people"], self.scenario.demand
+        driver.busy = True
+        driver.soc = rng.uniform(demand.arrival_soc.min, demand.arrival_soc.max)
+        driver.target_soc, driver.departure = 1.0, math.inf
+        connector.driver = driver
+        self._emit(ev.PlugIn(self.env.now, driver.user_id, cp.station.id, cp.id, connector.id, 0.0))
+        self._set_status(connector, "Preparing")
+        self._start_transaction(connector, driver, id_tag)
+        self.env.process(self._person_session(driver, connector.session))
+        return True
+
+    def _person_session(self, driver: Driver, session: Session | None) -> Process:
+        assert session is not None
+        yield from self._until_stop(driver, session, person=True)
+        yield from self._finish(driver, session)
+
+    def _until_stop(self, driver: Driver, session: Session, *, person: bool = False) -> Process:
+        """Charge until the driver stops (DC: at the target; AC: on leaving), or something ends it.
+
+        A ``person`` (a real user of the app) never stops by themselves: only a
+        remote stop or a fault ends their session; a full car waits plugged in.
+        """
         env, rng = self.env, self._rngs["trips"]
         assert session.ended is not None
         while session.stop_reason is None:
@@ -316,7 +361,7 @@ class World:
             if session.charging:
                 target = min(session.target_soc, curve.full_soc)
                 reach = session.anchor_t + curve.seconds_to(session.anchor_soc, target)
-            stop_at = reach if session.kind == "DC" else session.departure
+            stop_at = math.inf if person else reach if session.kind == "DC" else session.departure
             suspend_at = reach if reach < stop_at else math.inf
             session.changed = env.event()
             yield env.timeout(max(0.0, min(stop_at, suspend_at) - env.now)) | session.ended | session.changed
