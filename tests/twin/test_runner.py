@@ -1,0 +1,50 @@
+"""The model stepped from asyncio in time with a simulated clock."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from model_scenarios import city
+
+from chargetwin.twin.clock import SimClock
+from chargetwin.twin.model import events as ev
+from chargetwin.twin.model.world import World
+from chargetwin.twin.runner import ModelRunner
+
+
+def test_the_model_keeps_pace_with_the_clock() -> None:
+    world = World(city(hours=2.0, arrivals_per_day=20_000))
+    seen: list[ev.Event] = []
+    world.subscribe(seen.append)
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=600.0)  # 10 simulated minutes per second
+
+    async def main() -> float:
+        runner = ModelRunner(world, clock, tick=0.05)
+        runner.start()
+        await asyncio.sleep(1.0)
+        await runner.stop()
+        return world.env.now
+
+    reached = asyncio.run(main())
+    assert 500 < reached <= 700  # about 600 simulated seconds in one wall second
+    assert seen and max(e.t for e in seen) <= reached
+    assert all(a.t <= b.t for a, b in itertools.pairwise(seen))
+
+
+def test_a_clock_needs_an_offset_and_a_positive_speed() -> None:
+    with pytest.raises(ValueError, match="UTC offset"):
+        SimClock(datetime(2025, 1, 29, 16))
+    with pytest.raises(ValueError, match="speed"):
+        SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=0)
+
+
+def test_sim_clock_maps_wall_to_simulated_time() -> None:
+    wall = [100.0]
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=60.0, monotonic=lambda: wall[0])
+    wall[0] = 160.0
+    assert clock.sim_seconds() == 3600.0
+    assert clock.now() == datetime(2025, 1, 29, 17, tzinfo=UTC)
+    assert clock.wall_at(7200.0) == 220.0

@@ -1,0 +1,67 @@
+"""Step the world model from asyncio, in time with the twin's clock.
+
+One thread, one loop (DESIGN.md, "Time"): :class:`ModelRunner` runs the
+SimPy environment up to the clock's simulated now, then sleeps until the
+wall time of the next model event (or a short tick, so that commands from
+the services are picked up promptly). Work done on the model's behalf by
+the services (an OCPP call, a REST call) comes back through the world's
+commands between steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+
+from .clock import SimClock
+from .model.world import World
+
+__all__ = ["ModelRunner"]
+
+
+class ModelRunner:
+    """Keeps ``world`` at ``clock``'s simulated time until :meth:`stop` (or cancellation).
+
+    ``lags`` collects, for each step, how far (in wall seconds) the step
+    started behind the moment its first event was due: a run whose lag grows
+    has saturated.
+    """
+
+    def __init__(self, world: World, clock: SimClock, *, tick: float = 0.2) -> None:
+        self.world = world
+        self.clock = clock
+        self.tick = tick
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start stepping in the running loop (the clock's simulated time 0 is now)."""
+        self.clock.begin()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="chargetwin-model")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def step(self) -> None:
+        """Run the model up to the clock's now (a no-op if it is there already)."""
+        env = self.world.env
+        target = self.clock.sim_seconds()
+        due = env.peek()
+        if due <= target:
+            self.lags.append(max(0.0, time.monotonic() - self.clock.wall_at(due)))
+        if target > env.now:
+            env.run(until=target)
+
+    async def _run(self) -> None:
+        env = self.world.env
+        while True:
+            self.step()
+            due = env.peek()
+            wait = self.tick if math.isinf(due) else self.clock.wall_at(due) - time.monotonic()
+            await asyncio.sleep(min(max(wait, 0.0), self.tick))
