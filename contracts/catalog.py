@@ -63,6 +63,8 @@ ENDPOINTS: dict[str, Endpoint] = {
                  "rest/charging-start.response", spec="1. Start Charging"),
         Endpoint("backend", "/api/charging/stop", "rest/charging-stop.request",
                  "rest/charging-stop.response", spec="1. Stop Charging"),
+        Endpoint("backend", "/api/auth/login", "rest/login.request", "rest/login.response",
+                 spec="2. Connection"),
         Endpoint("cms", "/api/charging/remote_start", "cms/remote-start.request",
                  "cms/remote-start.response", spec="5. Example 1: Start Charging Flow"),
         Endpoint("cms", "/api/charging/stop", "cms/stop.request", "cms/stop.response",

@@ -37,8 +37,7 @@ class ModelRunner:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start stepping in the running loop (the clock's simulated time 0 is now)."""
-        self.clock.begin()
+        """Start stepping in the running loop; the model catches up with the clock at once."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="chargetwin-model")
 
     async def stop(self) -> None:

@@ -26,7 +26,7 @@ class Settings:
     ocpp_port: int = 9000
     gateway_port: int = 8080
     redis_url: str | None = None
-    jwt_secret: str = "chargetwin-dev-secret-change-me"
+    jwt_secret: str = "chargetwin-development-secret-for-test-systems-only-change-it-in-production"
     jwt_ttl_s: int = 24 * 3600
     internal_token: str = "chargetwin-internal-token"
     database: str = "chargetwin.sqlite3"

@@ -1,0 +1,47 @@
+"""Typed handles on the ``ocpp`` package (which ships no type information), shared by the CMS and the charge points.
+
+``OcppChargePoint`` is ``ocpp.v16.ChargePoint`` (OCPP 1.6J over any object
+with ``recv``/``send``); ``on`` is ``ocpp.routing.on``, typed so that
+decorated handlers keep their signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import ocpp.routing
+
+__all__ = ["SUBPROTOCOL", "OcppChargePoint", "on"]
+
+SUBPROTOCOL = "ocpp1.6"
+"""The WebSocket subprotocol of OCPP 1.6J (OCPP-J 1.6, section 3.1.2)."""
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def on(action: str) -> Callable[[_Handler], _Handler]:
+    """``ocpp.routing.on``: mark a method as the handler of ``action`` (an ``ocpp.v16.enums.Action``)."""
+    return cast(Callable[[_Handler], _Handler], ocpp.routing.on(action))
+
+
+if TYPE_CHECKING:
+
+    class OcppChargePoint:
+        """What chargetwin uses of ``ocpp.v16.ChargePoint``."""
+
+        id: str
+
+        def __init__(self, id: str, connection: Any, response_timeout: float = 30) -> None: ...
+
+        async def start(self) -> None: ...
+
+        async def call(self, payload: Any, suppress: bool = True, unique_id: Any = None,
+                       skip_schema_validation: bool = False) -> Any: ...
+
+        async def route_message(self, raw_msg: str) -> None: ...
+
+        async def _send(self, message: str) -> None: ...
+
+else:
+    from ocpp.v16 import ChargePoint as OcppChargePoint

@@ -1,0 +1,148 @@
+"""The backend's HTTP API (FastAPI): ``contracts/openapi/backend.openapi.yaml``.
+
+A thin adapter: each route parses the JSON body, authenticates, and hands
+over to :class:`~.service.BackendService`. Every error, FastAPI's own
+included, leaves as the ``{success: false, error, message}`` envelope with
+DESIGN ruling 6's status; a client never sees a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ...clock import Clock
+from ...model.config import StationSpec
+from ..settings import Settings
+from ..users import TestUser
+from .exceptions import ApiError
+from .service import BackendService
+
+__all__ = ["create_app", "service_of"]
+
+log = logging.getLogger("chargetwin.backend")
+
+_TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
+           405: "Method not allowed", 413: "Body too large", 415: "Unsupported media type"}
+
+
+def service_of(app: FastAPI) -> BackendService:
+    """The :class:`BackendService` behind an app made by :func:`create_app`."""
+    service: BackendService = app.state.backend
+    return service
+
+
+def create_app(*, settings: Settings, stations: Sequence[StationSpec], users: Sequence[TestUser], clock: Clock,
+               redis: aioredis.Redis, cms: httpx.AsyncClient | None = None) -> FastAPI:
+    """The backend as an ASGI app.
+
+    Its lifespan opens the service (SQLite at ``settings.database``, the Redis
+    keys) unless it is open already (:class:`~.server.Backend` opens it before
+    serving). ``redis`` and a given ``cms`` client stay the caller's to close.
+    """
+    service = BackendService(settings=settings, stations=stations, users=users, clock=clock, redis=redis, cms=cms)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        opened_here = not service.is_open
+        if opened_here:
+            await service.open()
+        try:
+            yield
+        finally:
+            if opened_here:
+                await service.close()
+
+    app = FastAPI(title="chargetwin reference backend", lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.backend = service
+    _install_error_handlers(app)
+    _add_routes(app, service)
+    return app
+
+
+def _add_routes(app: FastAPI, service: BackendService) -> None:
+    @app.post("/api/auth/login")
+    async def login(request: Request) -> dict[str, Any]:
+        return {"success": True, "data": await service.login(await _json_body(request))}
+
+    @app.post("/api/charging/start")
+    async def start_charging(request: Request) -> dict[str, Any]:
+        user_id = service.authenticate(request.headers.get("authorization"))
+        return {"success": True, "data": await service.start(user_id, await _json_body(request))}
+
+    @app.post("/api/charging/stop")
+    async def stop_charging(request: Request) -> dict[str, Any]:
+        user_id = service.authenticate(request.headers.get("authorization"))
+        return {"success": True, "data": await service.stop(user_id, await _json_body(request))}
+
+    @app.post("/internal/cms/events", status_code=202)
+    async def cms_event(request: Request) -> Response:
+        token = request.headers.get("x-internal-token") or ""
+        if not hmac.compare_digest(token.encode(), service.settings.internal_token.encode()):
+            raise ApiError(401, "Authentication required", "This endpoint is for the CMS: send X-Internal-Token.")
+        await service.cms_event(await _json_body(request))
+        return Response(status_code=202)
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        await service.ping()
+        return {"success": True, "data": {"status": "ok", "service": "backend"}}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _json_body(request: Request) -> Any:
+    """The JSON body (an empty body is ``{}``); 422 if it is not JSON."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(422, "Invalid request body", "The body is not valid JSON.") from None
+
+
+def _envelope(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"success": False, "error": error, "message": message}, status_code=status,
+                        headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _envelope(exc.status, exc.error, exc.message, headers)
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        shown = "; ".join(f"{'/'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors()[:5])
+        return _envelope(422, "Invalid request body", shown[:1900] or "The request is not valid.")
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        title = _TITLES.get(exc.status_code, "HTTP error")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        return _envelope(exc.status_code, title, detail, dict(exc.headers or {}))
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return _envelope(500, "Internal error", "The backend failed; the error is in its log.")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)

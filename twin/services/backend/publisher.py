@@ -1,0 +1,66 @@
+"""Redis side of the backend: publish the logic's :class:`~.logic.Effects` and write its keys.
+
+One pipeline per step (no MULTI): the messages for the users, the charger
+messages fanned out to every connected user (DESIGN ruling 1; the users are
+the hash ``chargetwin:connected_users`` the gateway keeps), then the keys.
+Each message is encoded once, however many users get it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .logic import CONNECTED_USERS_KEY, Effects, fan_out
+
+__all__ = ["Publisher", "encode"]
+
+
+def encode(message: Any) -> str:
+    """The JSON text of a message (no NaN or infinity: they are not JSON)."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Publisher:
+    """Applies effects to one ``redis.asyncio.Redis`` (owned by the caller)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+
+    async def connected_users(self) -> list[int]:
+        """Ids of the users with at least one open socket on some gateway."""
+        entries = await self._redis.hgetall(CONNECTED_USERS_KEY)
+        users = []
+        for key, count in entries.items():
+            user, sockets = _text(key), _text(count)
+            if user.isdigit() and sockets.lstrip("-").isdigit() and int(sockets) > 0:
+                users.append(int(user))
+        return users
+
+    async def apply(self, effects: Effects) -> int:
+        """Publish and write what ``effects`` says; the number of messages published."""
+        deliveries = list(effects.publish)
+        if effects.broadcast:
+            deliveries += fan_out(effects.broadcast, await self.connected_users())
+        if not deliveries and not effects.keys:
+            return 0
+        encoded: dict[int, str] = {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in deliveries:
+                text = encoded.get(id(message))
+                if text is None:
+                    text = encoded[id(message)] = encode(message)
+                pipe.publish(channel, text)
+            for key, value in effects.keys.items():
+                if value is None:
+                    pipe.delete(key)
+                else:
+                    pipe.set(key, value)
+            await pipe.execute()
+        return len(deliveries)

@@ -1,0 +1,199 @@
+"""The CMS stub as one service: OCPP server, REST API and event delivery in the running asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator, Sequence
+from types import TracebackType
+
+import httpx
+import uvicorn
+from ocpp.v16 import call
+from ocpp.v16.enums import AvailabilityType
+
+from ...clock import Clock
+from ...model.config import StationSpec
+from ..settings import Settings
+from .central import CentralSystem, Event, Transaction
+from .delivery import EventDelivery
+from .exceptions import CmsError, CmsStartError, CommandRejectedError, UnknownChargePointError
+from .ocpp_server import OcppServer, OcppTap
+from .rest import create_app
+
+__all__ = ["Cms"]
+
+_LOG = logging.getLogger(__name__)
+
+EVENTS_PATH = "/internal/cms/events"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside someone else's loop: signals stay with the program that owns the loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Cms:
+    """The seed's "Python CMS": an OCPP 1.6J central system plus its REST API (``docs/stack.md``).
+
+    ``stations`` is the network (which charge point ids and connectors
+    exist); ``clock`` stamps what the CMS stamps. Ports 0 in ``settings``
+    mean any free port; :attr:`ocpp_port` and :attr:`rest_port` tell the
+    bound ones after :meth:`start`. Call order: ``await start()``, then
+    ``await stop()`` (or ``async with Cms(...)``).
+
+    ``heartbeat_interval`` (s) is what BootNotification.conf tells charge
+    points; ``first_transaction_id`` the first id StartTransaction gets;
+    ``ocpp_tap`` sees every OCPP frame; ``delivery_transport`` replaces the
+    HTTP transport to the backend (tests).
+    """
+
+    def __init__(self, *, settings: Settings, stations: Sequence[StationSpec], clock: Clock,
+                 heartbeat_interval: int = 300, first_transaction_id: int = 1, ocpp_tap: OcppTap | None = None,
+                 delivery_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.central = CentralSystem(stations, first_transaction_id=first_transaction_id)
+        self._heartbeat_interval = heartbeat_interval
+        self._tap = ocpp_tap
+        self._transport = delivery_transport
+        self.delivery: EventDelivery | None = None
+        self.ocpp: OcppServer | None = None
+        self._rest: _EmbeddedServer | None = None
+        self._rest_task: asyncio.Task[None] | None = None
+        self._rest_port = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen for OCPP and REST; returns once both accept connections."""
+        settings = self.settings
+        self.delivery = EventDelivery(settings.backend_url + EVENTS_PATH, settings.internal_token,
+                                      transport=self._transport)
+        self.ocpp = OcppServer(self.central, submit=self._submit, clock=self.clock,
+                               heartbeat_interval=self._heartbeat_interval, call_timeout=settings.cms_timeout_s,
+                               tap=self._tap)
+        try:
+            try:
+                await self.ocpp.start(settings.host, settings.ocpp_port)
+            except OSError as error:
+                raise CmsStartError(f"the CMS cannot listen for OCPP on {settings.host}:{settings.ocpp_port}: "
+                                    f"{error}; choose another port (CHARGETWIN_OCPP_PORT, 0 for any)") from error
+            await self._start_rest()
+        except BaseException:
+            await self.stop()
+            raise
+        _LOG.info("CMS: OCPP on %s:%d, REST on %s:%d", settings.host, self.ocpp_port, settings.host, self.rest_port)
+
+    async def _start_rest(self) -> None:
+        host, port = self.settings.host, self.settings.cms_port
+        try:
+            sock = socket.create_server((host, port))
+        except OSError as error:
+            raise CmsStartError(f"the CMS cannot listen for REST on {host}:{port}: {error}; "
+                                "choose another port (CHARGETWIN_CMS_PORT, 0 for any)") from error
+        self._rest_port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(self), log_config=None, log_level="warning", access_log=False,
+                                lifespan="off", ws="none", timeout_graceful_shutdown=2)
+        self._rest = _EmbeddedServer(config)
+        self._rest_task = asyncio.get_running_loop().create_task(self._rest.serve(sockets=[sock]),
+                                                                 name="cms-rest")
+        while not self._rest.started:
+            if self._rest_task.done():
+                sock.close()
+                self._rest_task.result()
+                raise CmsStartError("the CMS REST server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self, *, drain_timeout: float = 2.0) -> None:
+        """Close OCPP connections, stop the REST API, deliver what is queued within ``drain_timeout`` s."""
+        if self.ocpp is not None:
+            await self.ocpp.close()
+        if self._rest is not None and self._rest_task is not None:
+            self._rest.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rest_task
+            self._rest, self._rest_task = None, None
+        if self.delivery is not None:
+            await self.delivery.aclose(drain_timeout=drain_timeout)
+            self.delivery = None
+
+    async def __aenter__(self) -> Cms:
+        await self.start()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.stop()
+
+    @property
+    def ocpp_port(self) -> int:
+        if self.ocpp is None:
+            raise RuntimeError("the CMS is not started")
+        return self.ocpp.port
+
+    @property
+    def rest_port(self) -> int:
+        if self._rest is None:
+            raise RuntimeError("the CMS is not started")
+        return self._rest_port
+
+    @property
+    def ocpp_url(self) -> str:
+        return f"ws://{self.settings.host}:{self.ocpp_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.settings.host}:{self.rest_port}"
+
+    def connected(self, charge_point_id: str) -> bool:
+        """Whether ``charge_point_id`` has an OCPP connection now."""
+        return self.ocpp is not None and self.ocpp.connected(charge_point_id)
+
+    # --- commands (what the REST API calls; usable from Python too) ---------------------
+
+    async def remote_start(self, charger_id: str, *, id_tag: str, connector_id: int = 1) -> int | None:
+        """RemoteStartTransaction; returns the transaction id if StartTransaction already came, else None."""
+        self.central.check_connector(charger_id, connector_id)
+        answer = await self._ocpp().call(charger_id, call.RemoteStartTransaction(id_tag=id_tag,
+                                                                                 connector_id=connector_id))
+        if answer.status != "Accepted":
+            raise CommandRejectedError(f"charger {charger_id} rejected RemoteStartTransaction "
+                                       f"on connector {connector_id} for {id_tag}")
+        running = self.central.transaction_on(charger_id, connector_id)
+        return running.id if running is not None and running.id_tag == id_tag else None
+
+    async def remote_stop(self, charger_id: str, *, connector_id: int | None = None,
+                          transaction_id: int | None = None) -> Transaction:
+        """RemoteStopTransaction of the transaction named (SPEC-NOTES N-13); returns it."""
+        transaction = self.central.find_for_stop(charger_id, connector_id=connector_id,
+                                                 transaction_id=transaction_id)
+        answer = await self._ocpp().call(charger_id, call.RemoteStopTransaction(transaction_id=transaction.id))
+        if answer.status != "Accepted":
+            raise CommandRejectedError(f"charger {charger_id} rejected RemoteStopTransaction of "
+                                       f"transaction {transaction.id}")
+        return transaction
+
+    async def change_availability(self, charger_id: str, connector_id: int, *, operative: bool) -> str:
+        """ChangeAvailability (connector 0: the whole charge point); the answer: Accepted, Scheduled or Rejected."""
+        if connector_id != 0:
+            self.central.check_connector(charger_id, connector_id)
+        elif not self.central.knows(charger_id):
+            raise UnknownChargePointError(f"there is no charger {charger_id!r} in this network")
+        kind = AvailabilityType.operative if operative else AvailabilityType.inoperative
+        answer = await self._ocpp().call(charger_id, call.ChangeAvailability(connector_id=connector_id, type=kind))
+        return str(answer.status)
+
+    def _ocpp(self) -> OcppServer:
+        if self.ocpp is None:
+            raise CmsError("the CMS is not started")
+        return self.ocpp
+
+    def _submit(self, event: Event) -> None:
+        assert self.delivery is not None
+        self.delivery.submit(event)

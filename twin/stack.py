@@ -1,0 +1,161 @@
+"""The whole reference stack in one asyncio loop: Redis, CMS, backend, gateway, charge points, model.
+
+:class:`Stack` is what ``chargetwin serve`` runs (and, later, the scenario
+runner): it starts a real Redis (or uses ``REDIS_URL``), the CMS stub, the
+backend, the gateway and one OCPP client per charge point of the scenario's
+network, and steps the world model in time with the twin's clock. Ports 0
+in the settings are replaced by free ports before anything starts, so that
+every service knows every other's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .clock import SimClock, WallClock
+from .model import events as ev
+from .model.config import Scenario
+from .model.world import World
+from .runner import ModelRunner
+from .services.auth import issue_token
+from .services.backend.server import Backend
+from .services.chargepoints import ChargePointFleet
+from .services.cms.service import Cms
+from .services.gateway import Gateway
+from .services.redis_server import RedisServer, redis_for
+from .services.settings import Settings
+from .services.users import TestUser, test_users
+
+__all__ = ["Stack", "StackUrls", "free_port"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True, slots=True)
+class StackUrls:
+    backend: str
+    cms: str
+    ocpp: str
+    gateway: str
+    redis: str
+
+
+class Stack:
+    """Every service of the twin, started together and stopped together.
+
+    ``start`` is the simulated date-time at which the run begins (default:
+    the scenario's start); ``speed`` simulated seconds per wall second
+    (default: the scenario's, or 1).
+    """
+
+    def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
+                 start: datetime | None = None) -> None:
+        self.scenario = scenario
+        self.settings = settings or Settings.from_env()
+        self.speed = speed or scenario.run.speed or 1.0
+        self.start_time = start or scenario.run.start
+        self.world = World(scenario)
+        self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
+        self.clock: SimClock | None = None
+        self.redis: aioredis.Redis | None = None
+        self.redis_server: RedisServer | None = None
+        self.cms: Cms | None = None
+        self.backend: Backend | None = None
+        self.gateway: Gateway | None = None
+        self.fleet: ChargePointFleet | None = None
+        self.runner: ModelRunner | None = None
+        self._exit = ExitStack()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Start everything, in dependency order; on failure, stop what was started and re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.redis_server = self._exit.enter_context(redis_for(self.settings.redis_url))
+        self.settings = self._concrete(self.settings, self.redis_server.url)
+        settings = self.settings
+        self.clock = SimClock(self.start_time, speed=self.speed)
+        stations = [station.spec for station in self.world.network.stations]
+        self.redis = aioredis.from_url(self.redis_server.url)
+        self.backend = Backend(settings=settings, stations=stations, users=self.users, clock=self.clock,
+                               redis=self.redis)
+        await self.backend.start()
+        self.cms = Cms(settings=settings, stations=stations, clock=self.clock,
+                       first_transaction_id=self.backend.service.next_transaction_id())
+        await self.cms.start()
+        self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url)
+        await self.gateway.start()
+        self.world.subscribe(self._maintenance_to_backend)
+        self.fleet = ChargePointFleet(self.world, settings, self.clock)
+        await self.fleet.start()
+        self.runner = ModelRunner(self.world, self.clock)
+        self.runner.start()
+
+    @staticmethod
+    def _concrete(settings: Settings, redis_url: str) -> Settings:
+        """``settings`` with Redis's URL and a free port wherever a port is 0."""
+        ports = {name: getattr(settings, name) or free_port(settings.host)
+                 for name in ("backend_port", "cms_port", "ocpp_port", "gateway_port")}
+        return replace(settings, redis_url=redis_url, **ports)
+
+    def _maintenance_to_backend(self, event: ev.Event) -> None:
+        """The operator's back office: a station's maintenance window reaches the backend (no OCPP for it)."""
+        if not isinstance(event, ev.MaintenanceStarted | ev.MaintenanceEnded) or self.backend is None:
+            return
+        under = isinstance(event, ev.MaintenanceStarted)
+        reason = event.reason if isinstance(event, ev.MaintenanceStarted) else None
+        task = asyncio.get_running_loop().create_task(
+            self.backend.service.set_maintenance(event.station_id, under, reason=reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Stop everything started, in reverse order. Safe to call twice."""
+        if self.runner is not None:
+            await self.runner.stop()
+            self.runner = None
+        for name in ("fleet", "gateway", "cms", "backend"):
+            service = getattr(self, name)
+            if service is not None:
+                await service.stop()
+                setattr(self, name, None)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.redis is not None:
+            await self.redis.aclose()
+            self.redis = None
+        self._exit.close()
+
+    async def __aenter__(self) -> Stack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def urls(self) -> StackUrls:
+        s = self.settings
+        return StackUrls(backend=s.backend_url, cms=s.cms_url, ocpp=s.ocpp_url, gateway=s.gateway_url,
+                         redis=self.redis_server.url if self.redis_server else (s.redis_url or ""))
+
+    def token(self, user_id: int) -> str:
+        """A JWT for a test user, signed with the stack's secret (expiry in wall time, as JWT readers check)."""
+        return issue_token(user_id, secret=self.settings.jwt_secret, ttl_s=self.settings.jwt_ttl_s,
+                           now=WallClock().now())
