@@ -56,16 +56,17 @@ class Stack:
 
     ``start`` is the simulated date-time at which the run begins (default:
     the scenario's start); ``speed`` simulated seconds per wall second
-    (default: the scenario's, or 1).
+    (default: the scenario's, or 1). Users 1..``reserved_users`` are kept
+    for people: the model's drivers never use them.
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
-                 start: datetime | None = None) -> None:
+                 start: datetime | None = None, reserved_users: int = 0) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
         self.start_time = start or scenario.run.start
-        self.world = World(scenario)
+        self.world = World(scenario, reserved_users=reserved_users)
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None

@@ -226,6 +226,14 @@ def test_a_person_starts_and_stops_from_the_app() -> None:
     assert cp.connectors[0].status == "Available" and not driver.busy
 
 
+def test_reserved_users_never_set_out_by_themselves() -> None:
+    world = World(city(hours=4.0, users=50, arrivals_per_day=20_000), reserved_users=10)
+    plugged: set[int] = set()
+    world.subscribe(lambda e: plugged.add(e.user_id) if isinstance(e, ev.PlugIn) else None)
+    world.run()
+    assert len(plugged) > 20 and not plugged & set(range(1, 11))
+
+
 def test_a_power_cap_slows_running_sessions() -> None:
     scenario = city(hours=2.0)
     world = World(scenario)

@@ -92,11 +92,14 @@ class World:
     Call order: make the world (it builds everything and starts its
     processes), :meth:`subscribe` sinks, then :meth:`run` (or step
     ``world.env`` yourself). Commands may be called at any time between steps.
+    Users 1..``reserved_users`` never set out by themselves: they are left to
+    people using the app (``chargetwin serve``).
     """
 
     def __init__(self, scenario: Scenario, *, sinks: Iterable[Sink] = (), app: App | None = None,
-                 env: simpy.Environment | None = None) -> None:
+                 env: simpy.Environment | None = None, reserved_users: int = 0) -> None:
         self.scenario = scenario
+        self.reserved_users = reserved_users
         self.env = env or simpy.Environment()
         seed = scenario.run.seed
         self._rngs = {name: random.Random(f"{seed}:{name}")
@@ -219,9 +222,10 @@ class World:
                 self.env.process(self._trip(driver))
 
     def _idle_driver(self, rng: random.Random) -> Driver | None:
+        """A random driver who is not on a trip; users 1..``reserved_users`` are left to people."""
         for _ in range(20):
             driver = self.drivers[rng.randrange(len(self.drivers))]
-            if not driver.busy:
+            if not driver.busy and driver.user_id > self.reserved_users:
                 return driver
         return None
 
