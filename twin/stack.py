@@ -111,9 +111,12 @@ class Stack:
     @staticmethod
     def _concrete(settings: Settings, redis_url: str) -> Settings:
         """``settings`` with Redis's URL and a free port wherever a port is 0."""
-        ports = {name: getattr(settings, name) or free_port(settings.host)
-                 for name in ("backend_port", "cms_port", "ocpp_port", "gateway_port")}
-        return replace(settings, redis_url=redis_url, **ports)
+        def port(value: int) -> int:
+            return value or free_port(settings.host)
+
+        return replace(settings, redis_url=redis_url, backend_port=port(settings.backend_port),
+                       cms_port=port(settings.cms_port), ocpp_port=port(settings.ocpp_port),
+                       gateway_port=port(settings.gateway_port))
 
     def _maintenance_to_backend(self, event: ev.Event) -> None:
         """The operator's back office: a station's maintenance window reaches the backend (no OCPP for it)."""
