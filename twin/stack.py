@@ -129,6 +129,19 @@ class Stack:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def restart_backend(self, *, downtime: float = 0.0) -> None:
+        """Stop the backend, wait ``downtime`` wall seconds, start a new one on the same port and database.
+
+        Meanwhile the CMS keeps the charge points' events and delivers them
+        once the new backend answers (docs/stack.md): nothing is lost.
+        """
+        assert self.backend is not None and self.redis is not None and self.clock is not None
+        await self.backend.stop()
+        await asyncio.sleep(downtime)
+        self.backend = Backend(settings=self.settings, stations=[s.spec for s in self.world.network.stations],
+                               users=self.users, clock=self.clock, redis=self.redis)
+        await self.backend.start()
+
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice."""
         if self.runner is not None:
