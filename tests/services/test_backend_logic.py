@@ -430,6 +430,7 @@ def test_station_aggregates_conform_for_every_mix_of_statuses(
     assert update["status"] == ("unavailable" if under else "available")
     listed = json.loads(last.keys[CHARGER_LIST_KEY] or "")
     assert sum(s["total_connectors"] for s in listed) == sum(cp.connectors for s in stations for cp in s.charge_points)
+    assert listed == logic.charger_list()  # the incrementally re-encoded key is the whole list, rebuilt
 
 
 @given(readings=st.lists(st.tuples(st.integers(0, 2_000_000), st.floats(0, 350, allow_nan=False),

@@ -42,6 +42,7 @@ __all__ = [
     "session_error_data",
     "session_update",
     "station_counts",
+    "station_entry",
     "status_changed",
 ]
 
@@ -261,25 +262,26 @@ def charger_list(stations: list[StationSpec], status_of: StatusOf,
 
     ``maintenance`` holds the stations under maintenance (id -> reason).
     """
-    listed: list[Message] = []
-    for station in stations:
-        under = station.id in maintenance
-        chargers = []
-        for cp in station.charge_points:
-            status, available, total = _list_entry(_statuses(cp, status_of), under)
-            chargers.append({"charger_id": cp.id, "total_connectors": total, "available_connectors": available,
-                             "status": status, "display": display_for(status, available=available, total=total)})
-        status, available, total = _list_entry(
-            [s for cp in station.charge_points for s in _statuses(cp, status_of)], under)
-        listed.append({
-            "station_id": station.id,
-            "station_name": station.name,
-            "location": {"latitude": station.latitude, "longitude": station.longitude,
-                         "address": station.address},
-            "chargers": chargers,
-            "station_status": status,
-            "total_connectors": total,
-            "available_connectors": available,
-            "display": display_for(status, available=available, total=total),
-        })
-    return listed
+    return [station_entry(station, status_of, under=station.id in maintenance) for station in stations]
+
+
+def station_entry(station: StationSpec, status_of: StatusOf, *, under: bool) -> Message:
+    """One station of a ``charger_list_update``, with its charging points."""
+    chargers = []
+    for cp in station.charge_points:
+        status, available, total = _list_entry(_statuses(cp, status_of), under)
+        chargers.append({"charger_id": cp.id, "total_connectors": total, "available_connectors": available,
+                         "status": status, "display": display_for(status, available=available, total=total)})
+    status, available, total = _list_entry(
+        [s for cp in station.charge_points for s in _statuses(cp, status_of)], under)
+    return {
+        "station_id": station.id,
+        "station_name": station.name,
+        "location": {"latitude": station.latitude, "longitude": station.longitude,
+                     "address": station.address},
+        "chargers": chargers,
+        "station_status": status,
+        "total_connectors": total,
+        "available_connectors": available,
+        "display": display_for(status, available=available, total=total),
+    }

@@ -25,6 +25,10 @@ __all__ = ["EventDelivery"]
 _LOG = logging.getLogger(__name__)
 
 
+MAX_IN_FLIGHT = 8
+"""Events posted to the backend at once, across all charge points (the backend handles them one by one)."""
+
+
 class EventDelivery:
     """Queues events per ``charger_id`` and posts them to ``url``.
 
@@ -38,7 +42,11 @@ class EventDelivery:
                  backoff_initial: float = 0.05, backoff_max: float = 2.0, request_timeout: float = 10.0) -> None:
         self.url = url
         self._headers = {"X-Internal-Token": token}
-        self._client = httpx.AsyncClient(transport=transport, timeout=request_timeout)
+        limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
+        self._client = httpx.AsyncClient(transport=transport, timeout=request_timeout, limits=limits)
+        # Charge points deliver in parallel, but never more than the pool holds: hundreds of requests
+        # queued inside httpcore's pool cost time quadratic in their number (seen at 634 charge points).
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._backoff = (backoff_initial, backoff_max)
         self._queues: dict[str, deque[dict[str, Any]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -101,7 +109,8 @@ class EventDelivery:
         delay, failures = self._backoff[0], 0
         while True:
             try:
-                answer = await self._client.post(self.url, json=event, headers=self._headers)
+                async with self._in_flight:
+                    answer = await self._client.post(self.url, json=event, headers=self._headers)
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}: {error}"
             else:
