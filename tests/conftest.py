@@ -28,6 +28,14 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def seed_message(line: int) -> Any:
+    """The seed's JSON example that starts at ``line`` of the protocol document (a fresh copy)."""
+    for record in read_ndjson(EXAMPLES / "seed.ndjson"):
+        if record["source"]["line"] == line:
+            return record["message"]
+    raise LookupError(f"no seed example at line {line}")
+
+
 @pytest.fixture(scope="session")
 def validator() -> Validator:
     return default_validator()

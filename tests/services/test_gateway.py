@@ -17,6 +17,7 @@ from typing import Any, ParamSpec
 import jwt
 import pytest
 import redis.asyncio as aioredis
+from conftest import seed_message
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -38,20 +39,8 @@ SECRET = "chargetwin-test-secret-" + "x" * 48  # >= 64 bytes: PyJWT warns about 
 NOW = datetime(2025, 1, 29, 12, 0, tzinfo=UTC)
 NOW_TEXT = "2025-01-29T12:00:00.000Z"
 TEST_TIMEOUT_S = 60.0
-SEED_CHARGERS = [{
-    "station_id": "STATION001", "station_name": "Main Street Station",
-    "location": {"latitude": 40.7128, "longitude": -74.0060, "address": "123 Main Street"},
-    "chargers": [
-        {"charger_id": "CP001", "total_connectors": 4, "available_connectors": 3, "status": "available",
-         "display": "3/4"},
-        {"charger_id": "CP002", "total_connectors": 2, "available_connectors": 0, "status": "in_use",
-         "display": None},
-    ],
-    "station_status": "available", "total_connectors": 6, "available_connectors": 3, "display": "3/6",
-}]
-SEED_SESSION = {"session_id": 456, "transaction_id": 789, "charger_id": "CP001", "connector_id": 1,
-                "station_id": "STATION001", "start_time": "2025-01-29T12:00:00Z", "energy_delivered": 5.5,
-                "duration": 3600, "status": "active"}
+SEED_CHARGERS = seed_message(743)["data"]["chargers"]  # seed 4.7
+SEED_SESSION = seed_message(792)["data"]  # seed 4.8
 
 
 class FixedClock:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import seed_message
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -283,20 +284,8 @@ TestRoutingMachine = RoutingMachine.TestCase
 
 # --- the messages the gateway writes itself -------------------------------------------
 
-SEED_CHARGERS = [{
-    "station_id": "STATION001", "station_name": "Main Street Station",
-    "location": {"latitude": 40.7128, "longitude": -74.0060, "address": "123 Main Street"},
-    "chargers": [
-        {"charger_id": "CP001", "total_connectors": 4, "available_connectors": 3, "status": "available",
-         "display": "3/4"},
-        {"charger_id": "CP002", "total_connectors": 2, "available_connectors": 0, "status": "in_use",
-         "display": None},
-    ],
-    "station_status": "available", "total_connectors": 6, "available_connectors": 3, "display": "3/6",
-}]
-SEED_SESSION = {"session_id": 456, "transaction_id": 789, "charger_id": "CP001", "connector_id": 1,
-                "station_id": "STATION001", "start_time": "2025-01-29T12:00:00Z", "energy_delivered": 5.5,
-                "duration": 3600, "status": "active"}
+SEED_CHARGERS = seed_message(743)["data"]["chargers"]  # seed 4.7
+SEED_SESSION = seed_message(792)["data"]  # seed 4.8
 
 
 @pytest.mark.parametrize(("chargers", "session"), [(SEED_CHARGERS, SEED_SESSION), ([], None)])

@@ -15,18 +15,16 @@ uvicorn's ``sys.exit``; signals stay the host program's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 
 import httpx
 import redis.asyncio as aioredis
-import uvicorn
 
 from ...clock import Clock
 from ...model.config import StationSpec
+from .._http import EmbeddedHttpServer, bind
 from ..settings import Settings
 from ..users import TestUser
 from .app import create_app, service_of
@@ -36,30 +34,12 @@ from .service import BackendService
 __all__ = ["Backend"]
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handlers: the host program decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 def _bind(host: str, port: int) -> socket.socket:
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, kind, proto)
+        return bind(host, port)
     except OSError as error:
-        raise BackendStartError(f"cannot listen on {host}:{port}: {error}") from error
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.setblocking(False)
-    except OSError as error:
-        sock.close()
         raise BackendStartError(f"cannot listen on {host}:{port}: {error}; is another backend running? "
                                 "Choose another port (CHARGETWIN_BACKEND_PORT, 0 for any).") from error
-    return sock
 
 
 class Backend:
@@ -69,9 +49,7 @@ class Backend:
                  clock: Clock, redis: aioredis.Redis, cms: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self.app = create_app(settings=settings, stations=stations, users=users, clock=clock, redis=redis, cms=cms)
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
+        self._http: EmbeddedHttpServer | None = None
         self._port: int | None = None
 
     @property
@@ -91,7 +69,7 @@ class Backend:
 
     async def start(self) -> None:
         """Open the service, bind the port and serve; returns once requests are accepted."""
-        if self._task is not None:
+        if self._http is not None:
             raise RuntimeError("the backend is already started")
         sock = _bind(self.settings.host, self.settings.backend_port)
         try:
@@ -99,30 +77,21 @@ class Backend:
         except BaseException:
             sock.close()
             raise
-        config = uvicorn.Config(self.app, lifespan="off", log_config=None, access_log=False, ws="none",
-                                timeout_graceful_shutdown=5)
-        self._server = _EmbeddedServer(config)
-        self._socket = sock
-        self._port = int(sock.getsockname()[1])
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="chargetwin-backend")
-        while not self._server.started:
-            if self._task.done():
-                await self.stop()
-                raise BackendStartError("the backend's HTTP server stopped while starting")
-            await asyncio.sleep(0.005)
+        self._http = EmbeddedHttpServer(self.app, sock, name="chargetwin-backend")
+        self._port = self._http.port
+        try:
+            await self._http.start()
+        except RuntimeError as error:
+            await self.stop()
+            raise BackendStartError(str(error)) from error
 
     async def stop(self) -> None:
         """Stop serving (requests in flight finish), then close the service. Safe to call twice."""
-        server, task = self._server, self._task
-        self._server = self._task = None
+        http, self._http = self._http, None
         try:
-            if server is not None and task is not None:
-                server.should_exit = True
-                await task
+            if http is not None:
+                await http.stop()
         finally:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
             await self.service.close()
 
     async def __aenter__(self) -> Backend:

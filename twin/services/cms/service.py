@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from types import TracebackType
 
 import httpx
-import uvicorn
 from ocpp.v16 import call
 from ocpp.v16.enums import AvailabilityType
 
 from ...clock import Clock
 from ...model.config import StationSpec
+from .._http import EmbeddedHttpServer, bind
 from ..settings import Settings
 from .central import CentralSystem, Event, Transaction
 from .delivery import EventDelivery
@@ -28,14 +25,6 @@ __all__ = ["Cms"]
 _LOG = logging.getLogger(__name__)
 
 EVENTS_PATH = "/internal/cms/events"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside someone else's loop: signals stay with the program that owns the loop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class Cms:
@@ -64,8 +53,7 @@ class Cms:
         self._transport = delivery_transport
         self.delivery: EventDelivery | None = None
         self.ocpp: OcppServer | None = None
-        self._rest: _EmbeddedServer | None = None
-        self._rest_task: asyncio.Task[None] | None = None
+        self._rest: EmbeddedHttpServer | None = None
         self._rest_port = 0
 
     # --- lifecycle -------------------------------------------------------------------
@@ -93,32 +81,25 @@ class Cms:
     async def _start_rest(self) -> None:
         host, port = self.settings.host, self.settings.cms_port
         try:
-            sock = socket.create_server((host, port))
+            sock = bind(host, port)
         except OSError as error:
             raise CmsStartError(f"the CMS cannot listen for REST on {host}:{port}: {error}; "
                                 "choose another port (CHARGETWIN_CMS_PORT, 0 for any)") from error
-        self._rest_port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self), log_config=None, log_level="warning", access_log=False,
-                                lifespan="off", ws="none", timeout_graceful_shutdown=2)
-        self._rest = _EmbeddedServer(config)
-        self._rest_task = asyncio.get_running_loop().create_task(self._rest.serve(sockets=[sock]),
-                                                                 name="cms-rest")
-        while not self._rest.started:
-            if self._rest_task.done():
-                sock.close()
-                self._rest_task.result()
-                raise CmsStartError("the CMS REST server stopped while starting")
-            await asyncio.sleep(0.01)
+        self._rest = EmbeddedHttpServer(create_app(self), sock, name="cms-rest", graceful_s=2)
+        self._rest_port = self._rest.port
+        try:
+            await self._rest.start()
+        except RuntimeError as error:
+            self._rest = None
+            raise CmsStartError(str(error)) from error
 
     async def stop(self, *, drain_timeout: float = 2.0) -> None:
         """Close OCPP connections, stop the REST API, deliver what is queued within ``drain_timeout`` s."""
         if self.ocpp is not None:
             await self.ocpp.close()
-        if self._rest is not None and self._rest_task is not None:
-            self._rest.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rest_task
-            self._rest, self._rest_task = None, None
+        if self._rest is not None:
+            await self._rest.stop()
+            self._rest = None
         if self.delivery is not None:
             await self.delivery.aclose(drain_timeout=drain_timeout)
             self.delivery = None
