@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ import redis.asyncio as aioredis
 from .clock import SimClock, WallClock
 from .model import events as ev
 from .model.config import Scenario
-from .model.world import World
+from .model.world import App, World
 from .runner import ModelRunner
 from .services.auth import issue_token
 from .services.backend.server import Backend
@@ -57,16 +58,20 @@ class Stack:
     ``start`` is the simulated date-time at which the run begins (default:
     the scenario's start); ``speed`` simulated seconds per wall second
     (default: the scenario's, or 1). Users 1..``reserved_users`` are kept
-    for people: the model's drivers never use them.
+    for people: the model's drivers never use them. ``app_factory`` makes the
+    drivers' app once the services run (default: the model's own
+    ``DirectApp``, which bypasses the services).
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
-                 start: datetime | None = None, reserved_users: int = 0) -> None:
+                 start: datetime | None = None, reserved_users: int = 0,
+                 app_factory: Callable[[Stack], App] | None = None) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
         self.start_time = start or scenario.run.start
         self.world = World(scenario, reserved_users=reserved_users)
+        self._app_factory = app_factory
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None
@@ -105,6 +110,8 @@ class Stack:
         self.world.subscribe(self._maintenance_to_backend)
         self.fleet = ChargePointFleet(self.world, settings, self.clock)
         await self.fleet.start()
+        if self._app_factory is not None:  # the drivers' apps go through the services from the first trip
+            self.world.app = self._app_factory(self)
         self.runner = ModelRunner(self.world, self.clock)
         self.runner.start()
 
