@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
