@@ -80,7 +80,7 @@ class AppUsers:
         return self._call(driver, "/api/charging/stop", {"charger_id": session.charge_point_id}, start=False)
 
     def _call(self, driver: Driver, path: str, body: dict[str, Any], *, start: bool) -> simpy.Event:
-        outcome = self.world.env.event()
+        outcome: simpy.Event = self.world.env.event()
         self._spawn(self._post(driver.user_id, path, body, outcome, start=start))
         return outcome
 
@@ -152,10 +152,10 @@ class AppUsers:
         self.metrics.sockets_open -= 1
         code = socket.close_code if socket.close_code is not None else 1006
         self.metrics.closes[code] = self.metrics.closes.get(code, 0) + 1
-        if socket.close_rcvd is not None:  # what the gateway sent, if it closed first
-            frame = {"code": socket.close_rcvd.code, "reason": socket.close_rcvd.reason}
-            if socket.close_rcvd_then_sent:
-                self._on_traffic("websocket", "close", frame, None, user_id, socket_id)
+        received, protocol = socket.protocol.close_rcvd, socket.protocol
+        if received is not None and protocol.close_rcvd_then_sent:  # the gateway closed first: its frame
+            frame = {"code": received.code, "reason": received.reason}
+            self._on_traffic("websocket", "close", frame, None, user_id, socket_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
