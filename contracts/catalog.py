@@ -15,6 +15,9 @@ Channels of a captured record (see ``docs/traffic-format.md``):
     (app to gateway) or ``close`` (the close frame the gateway sent).
 ``redis:user:{userId}:notifications`` (and ``session_updates``, ``charger_updates``)
     A Redis pub/sub message, direction ``publish``.
+``ocpp:{chargePointId}``
+    An OCPP-J frame between a charge point and the CMS, direction ``send``
+    (charge point to CMS) or ``receive`` (CMS to charge point).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ __all__ = [
     "ENDPOINTS",
     "EVENT_TYPES",
     "MESSAGE_SCHEMAS",
+    "OCPP_CHANNEL_PREFIX",
+    "OCPP_FRAME_SCHEMA",
     "REDIS_CHANNEL_TYPES",
     "SCHEMA_BASE",
     "WEBSOCKET_CHANNEL",
@@ -103,11 +108,18 @@ REDIS_CHANNEL_TYPES: dict[str, frozenset[str]] = {
 }
 """Message types allowed on ``user:{userId}:<suffix>`` (seed 3, SPEC-NOTES N-03, N-04)."""
 
+OCPP_CHANNEL_PREFIX = "ocpp:"
+"""``ocpp:{chargePointId}``: the OCPP-J connection of one charge point (DESIGN ruling 7)."""
+
+OCPP_FRAME_SCHEMA = "ocpp/frame"
+"""Every OCPP-J frame (CALL, CALLRESULT, CALLERROR) is checked against this schema."""
+
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "http": ("request", "response"),
     "cms_events": ("request",),
     "websocket": ("receive", "send", "close"),
     "redis": ("publish",),
+    "ocpp": ("send", "receive"),
 }
 """Directions a record may have, by kind of channel."""
 

@@ -50,7 +50,7 @@ def json_pointer(path: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Route:
-    kind: str  # "http", "cms_events", "websocket", "redis"
+    kind: str  # "http", "cms_events", "websocket", "redis", "ocpp"
     directions: tuple[str, ...]
     endpoint: catalog.Endpoint | None = None
     allowed_types: frozenset[str] = frozenset()
@@ -62,6 +62,13 @@ class _Compiled:
     spec: str | None
     validator: Any  # a jsonschema_rs validator
     rules: tuple[Rule, ...]
+
+
+def _rules_of(name: str) -> tuple[Rule, ...]:
+    """Semantic rules of a schema; OCPP frames are arrays, outside the object rules (timestamps, ...)."""
+    if name == catalog.OCPP_FRAME_SCHEMA:
+        return ()
+    return RULES_BY_SCHEMA.get(name, DEFAULT_RULES)
 
 
 def _routing(rule: str, pointer: str, message: str, expected: Any, actual: Any) -> Violation:
@@ -85,7 +92,7 @@ class Validator:
             self._compiled = {
                 name: _Compiled(name, doc.get("x-spec"),
                                 jsonschema_rs.validator_for(doc, registry=registry, validate_formats=False),
-                                RULES_BY_SCHEMA.get(name, DEFAULT_RULES))
+                                _rules_of(name))
                 for name, doc in documents.items() if name != "defs"
             }
         except (ValueError, jsonschema_rs.ValidationError) as error:
@@ -113,6 +120,8 @@ class Validator:
                 f"use one of {', '.join(route.directions)}"
             )
         if not isinstance(message, dict):
+            if route.kind == "ocpp":  # an OCPP-J frame is a JSON array
+                return self.check(catalog.OCPP_FRAME_SCHEMA, message)
             return [_routing("message_is_object", "", "a message must be a JSON object",
                              "object", type(message).__name__)]
         kind = route.kind
@@ -120,6 +129,8 @@ class Validator:
             return self._validate_push(message, route, direction)
         if kind == "http":
             return self._validate_http(message, route, direction, status)
+        if kind == "ocpp":
+            return self.check(catalog.OCPP_FRAME_SCHEMA, message)
         return self._validate_cms_event(message)
 
     def check(self, name: str, message: Any) -> list[Violation]:
@@ -147,10 +158,15 @@ class Validator:
                            allowed_types=catalog.REDIS_CHANNEL_TYPES[match.group(2)])
             if len(self._routes) > 100_000:  # one entry per user: keep the cache bounded
                 self._routes.clear()
+        elif channel.startswith(catalog.OCPP_CHANNEL_PREFIX) and len(channel) > len(catalog.OCPP_CHANNEL_PREFIX):
+            route = _Route("ocpp", catalog.DIRECTIONS["ocpp"])
+            if len(self._routes) > 100_000:  # one entry per charge point: keep the cache bounded
+                self._routes.clear()
         else:
             raise UnknownChannelError(
                 f"unknown channel {channel!r}; known: 'websocket', "
                 "'redis:user:{userId}:notifications|session_updates|charger_updates', "
+                "'ocpp:{chargePointId}', "
                 + ", ".join(repr(c) for c in (*ENDPOINTS, CMS_EVENTS_CHANNEL))
             )
         self._routes[channel] = route

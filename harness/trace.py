@@ -1,0 +1,212 @@
+"""The trace of a run: one NDJSON record per message seen on any hop.
+
+A trace record is a ``chargetwin validate`` record (``channel``, ``direction``,
+``message``, optional ``status``; ``docs/traffic-format.md``) with more keys:
+the format version, the hop, simulated and wall time, and the correlation ids
+known when the message was tapped. The format is ``docs/trace-format.md``.
+
+Call order: make a :class:`TraceWriter` (a context manager), call
+:meth:`TraceWriter.write` for every tapped message, close it; records are
+buffered and all on disk once :meth:`TraceWriter.close` returns. Read a trace
+back with :func:`read_trace`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import IO, Any, Final
+
+from chargetwin.contracts.exceptions import RecordError
+from chargetwin.contracts.records import Record, iter_lines, parse_record
+
+from .exceptions import TraceError
+
+__all__ = [
+    "HOPS",
+    "TRACE_FORMAT",
+    "TraceRecord",
+    "TraceWriter",
+    "encode_record",
+    "from_record",
+    "parse_trace_line",
+    "read_trace",
+]
+
+TRACE_FORMAT: Final = 1
+"""Version of the trace format; every record carries it as ``trace_format``."""
+
+HOPS: Final = ("app-backend", "backend-cms", "cms-backend", "redis", "gateway-app", "ocpp")
+"""Where a message was tapped:
+
+``app-backend``   the app's REST calls to the backend and their responses (``backend:/api/...``);
+``backend-cms``   the backend's REST calls to the CMS and their responses (``cms:/api/...``);
+``cms-backend``   the CMS's events to the backend (``backend:/internal/cms/events``);
+``redis``         every Redis pub/sub message (``redis:user:{id}:...``, ``publish``);
+``gateway-app``   every WebSocket message a simulated app receives (``websocket``);
+``ocpp``          OCPP-J frames between a charge point and the CMS (``ocpp:{chargePointId}``).
+"""
+
+_HOP_SET: Final = frozenset(HOPS)
+_INT_IDS: Final = ("user_id", "socket_id", "session_id", "transaction_id", "connector_id")
+_STR_IDS: Final = ("charger_id", "request_id")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One tapped message: where, when, which way, and the ids it belongs to.
+
+    ``t_sim`` is simulated seconds since the run's start, ``t_wall`` wall
+    seconds since the run's start. ``socket_id`` names the app socket that
+    received a ``gateway-app`` message; ``user_id`` is the user of that socket
+    (``gateway-app``) or of the app that made the call (``app-backend``).
+    ``line`` is the 1-based line of a record read from a file (0 otherwise);
+    it is not written.
+    """
+
+    hop: str
+    channel: str
+    direction: str
+    message: Any
+    t_sim: float
+    t_wall: float
+    status: int | None = None
+    user_id: int | None = None
+    socket_id: int | None = None
+    session_id: int | None = None
+    transaction_id: int | None = None
+    charger_id: str | None = None
+    connector_id: int | None = None
+    request_id: str | None = None
+    line: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this record as written (absent ids are left out)."""
+        data: dict[str, Any] = {"trace_format": TRACE_FORMAT, "hop": self.hop, "t_sim": self.t_sim,
+                                "t_wall": self.t_wall, "channel": self.channel, "direction": self.direction}
+        if self.status is not None:
+            data["status"] = self.status
+        for key in (*_INT_IDS, *_STR_IDS):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        data["message"] = self.message
+        return data
+
+
+def encode_record(record: TraceRecord) -> str:
+    """One NDJSON line (with its newline); :class:`TraceError` for a hop or value JSON cannot hold."""
+    if record.hop not in _HOP_SET:
+        raise TraceError(f"unknown hop {record.hop!r}; use one of {', '.join(HOPS)}")
+    try:
+        return json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+    except (TypeError, ValueError) as error:
+        raise TraceError(f"record on {record.channel!r} is not JSON: {error}") from None
+
+
+class TraceWriter:
+    """Appends trace records to an NDJSON file, buffered.
+
+    Records are written in the order :meth:`write` is called; that order is
+    the trace's order of observation. Everything written is on disk once
+    :meth:`close` (or the ``with`` block) returns; writing after close raises
+    :class:`TraceError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, buffer_bytes: int = 1 << 20) -> None:
+        self.path = os.fspath(path)
+        self._file: IO[str] | None = open(self.path, "a", encoding="utf-8", newline="\n",  # noqa: SIM115
+                                          buffering=buffer_bytes)
+        self.records_written = 0
+
+    def write(self, record: TraceRecord) -> None:
+        """Append one record."""
+        if self._file is None:
+            raise TraceError("the trace writer is closed; records written after close would be lost",
+                             source=self.path)
+        self._file.write(encode_record(record))
+        self.records_written += 1
+
+    def write_many(self, records: Iterable[TraceRecord]) -> None:
+        for record in records:
+            self.write(record)
+
+    def flush(self) -> None:
+        """Push buffered records to the operating system."""
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close; calling it again does nothing."""
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file is None
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def parse_trace_line(raw: bytes | str, *, source: str = "-", line: int = 0) -> TraceRecord:
+    """Parse one trace line, or raise :class:`TraceError` saying what is wrong with it.
+
+    The common part is read by :func:`chargetwin.contracts.records.parse_record`,
+    so a line this accepts is also a record ``chargetwin validate`` reads.
+    """
+    try:
+        record = parse_record(raw, source=source, line=line)
+    except RecordError as error:
+        raise TraceError(error.problem, source=source, line=line) from None
+    return from_record(record)
+
+
+def from_record(record: Record) -> TraceRecord:
+    """The trace record of a parsed traffic record; :class:`TraceError` when a trace key is missing or wrong."""
+    extra = record.extra
+
+    def fail(problem: str) -> TraceError:
+        return TraceError(problem, source=record.source, line=record.line)
+
+    if extra.get("trace_format") != TRACE_FORMAT:
+        raise fail(f"trace_format is {extra.get('trace_format')!r}; this reader reads version {TRACE_FORMAT}")
+    hop = extra.get("hop")
+    if hop not in _HOP_SET:
+        raise fail(f"hop is {hop!r}; use one of {', '.join(HOPS)}")
+    t_sim, t_wall = extra.get("t_sim"), extra.get("t_wall")
+    if not _is_number(t_sim) or not _is_number(t_wall):
+        raise fail(f"t_sim and t_wall must be numbers of seconds, not {t_sim!r} and {t_wall!r}")
+    ids: dict[str, Any] = {}
+    for key in _INT_IDS:
+        value = extra.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise fail(f"{key} must be an integer, not {value!r}")
+        ids[key] = value
+    for key in _STR_IDS:
+        value = extra.get(key)
+        if value is not None and not isinstance(value, str):
+            raise fail(f"{key} must be a string, not {value!r}")
+        ids[key] = value
+    return TraceRecord(hop=hop, channel=record.channel, direction=record.direction, message=record.message,
+                       t_sim=t_sim, t_wall=t_wall, status=record.status, line=record.line, **ids)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceRecord]:
+    """Every record of a trace file, in order; :class:`TraceError` at the first unreadable line."""
+    source = os.fspath(path)
+    with open(source, "rb") as stream:
+        for line, raw in iter_lines(stream):
+            yield parse_trace_line(raw, source=source, line=line)
