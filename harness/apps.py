@@ -68,6 +68,7 @@ class AppUsers:
         self._sockets: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._socket_ids = itertools.count(1)
         self.metrics = AppMetrics()
+        self._record_closes = True
         world.subscribe(self._on_event)
 
     # --- the App protocol of the world ---------------------------------------------------
@@ -152,9 +153,13 @@ class AppUsers:
         self.metrics.sockets_open -= 1
         code = socket.close_code if socket.close_code is not None else 1006
         self.metrics.closes[code] = self.metrics.closes.get(code, 0) + 1
-        received, protocol = socket.protocol.close_rcvd, socket.protocol
+        protocol = socket.protocol
+        received = protocol.close_rcvd
         if received is not None and protocol.close_rcvd_then_sent:  # the gateway closed first: its frame
             frame = {"code": received.code, "reason": received.reason}
+        else:  # the app closed (or the connection broke): the socket stops listening all the same
+            frame = {"code": 1000, "reason": ""}
+        if self._record_closes:
             self._on_traffic("websocket", "close", frame, None, user_id, socket_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -165,8 +170,13 @@ class AppUsers:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def close(self) -> None:
-        """Close every socket, wait for the calls in flight, close the HTTP client."""
+    async def close(self, *, record: bool = True) -> None:
+        """Close every socket, wait for the calls in flight, close the HTTP client.
+
+        ``record=False``: the sockets' closes are not reported (the end of a run: every
+        app still open counts as open to the end of the trace).
+        """
+        self._record_closes = record
         for _, task in self._sockets.values():
             task.cancel()
         self._sockets.clear()

@@ -65,13 +65,15 @@ class Stack:
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
                  start: datetime | None = None, reserved_users: int = 0,
-                 app_factory: Callable[[Stack], App] | None = None) -> None:
+                 app_factory: Callable[[Stack], App] | None = None,
+                 ocpp_tap: Callable[[str, str, str], None] | None = None) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
         self.start_time = start or scenario.run.start
         self.world = World(scenario, reserved_users=reserved_users)
         self._app_factory = app_factory
+        self._ocpp_tap = ocpp_tap
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None
@@ -103,7 +105,7 @@ class Stack:
                                redis=self.redis)
         await self.backend.start()
         self.cms = Cms(settings=settings, stations=stations, clock=self.clock,
-                       first_transaction_id=self.backend.service.next_transaction_id())
+                       first_transaction_id=self.backend.service.next_transaction_id(), ocpp_tap=self._ocpp_tap)
         await self.cms.start()
         self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url)
         await self.gateway.start()

@@ -52,6 +52,9 @@ STOP_WITH_APP = 0.7
 APP_PEEK = 60.0
 """Seconds a driver keeps the app open when they look at a running session."""
 
+APP_WATCH = 60.0
+"""Seconds a driver who does not keep the app open watches it after starting (sees the session start)."""
+
 
 class App(Protocol):
     """What a driver's app does for them. Each call returns a SimPy event whose value is the outcome."""
@@ -309,8 +312,7 @@ class World:
             self._leave(driver, cp.station, "rejected")
             return
         if self._rngs["trips"].random() >= self.scenario.fleet.app.keep_open_while_charging:
-            self._close_app(driver)
-            env.process(self._app_peeks(driver, session))
+            env.process(self._app_peeks(driver, session, first_close=APP_WATCH))
         yield from self._until_stop(driver, session)
         yield from self._finish(driver, session)
 
@@ -380,9 +382,14 @@ class World:
             session.reanchor(env.now, charging=False)
             self._set_status(session.connector, "SuspendedEV")
 
-    def _app_peeks(self, driver: Driver, session: Session) -> Process:
+    def _app_peeks(self, driver: Driver, session: Session, *, first_close: float = 0.0) -> Process:
+        """Close the app after watching the start for ``first_close`` s, then look in now and then."""
         interval = self.scenario.fleet.app.reopen_interval
         rng = self._rngs["trips"]
+        yield self.env.timeout(first_close)
+        if session.stop_reason is not None:
+            return
+        self._close_app(driver)
         while True:
             yield self.env.timeout(rng.expovariate(1.0 / interval))
             if session.stop_reason is not None or driver.app_open:
