@@ -26,9 +26,14 @@ MAX_VIOLATIONS_PER_CHECK = 1000
 class CheckLike(Protocol):
     """What a check result offers: its name, how many things it checked, and what it found."""
 
-    name: str
-    checked: int
-    violations: Sequence[Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def checked(self) -> int: ...
+
+    @property
+    def violations(self) -> Sequence[Any]: ...
 
 
 def _plain(value: Any) -> Any:

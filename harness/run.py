@@ -158,7 +158,7 @@ async def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> None:
                     message = item["data"].decode(errors="replace")
                 taps.record("redis", f"redis:{item['channel'].decode()}", "publish", message)
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
 
 

@@ -197,7 +197,7 @@ def from_record(record: Record) -> TraceRecord:
             raise fail(f"{key} must be a string, not {value!r}")
         ids[key] = value
     return TraceRecord(hop=hop, channel=record.channel, direction=record.direction, message=record.message,
-                       t_sim=t_sim, t_wall=t_wall, status=record.status, line=record.line, **ids)
+                       t_sim=float(t_sim), t_wall=float(t_wall), status=record.status, line=record.line, **ids)
 
 
 def _is_number(value: Any) -> bool:

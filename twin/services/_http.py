@@ -44,7 +44,7 @@ class _Server(uvicorn.Server):
 class EmbeddedHttpServer:
     """Serve ``app`` on ``sock`` until :meth:`stop`; :meth:`start` returns once requests are accepted."""
 
-    def __init__(self, app: Any, sock: socket.socket, *, name: str, graceful_s: float = 5.0) -> None:
+    def __init__(self, app: Any, sock: socket.socket, *, name: str, graceful_s: int = 5) -> None:
         self.socket = sock
         self.port = int(sock.getsockname()[1])
         self._name = name
