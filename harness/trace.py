@@ -185,6 +185,7 @@ def from_record(record: Record) -> TraceRecord:
     t_sim, t_wall = extra.get("t_sim"), extra.get("t_wall")
     if not _is_number(t_sim) or not _is_number(t_wall):
         raise fail(f"t_sim and t_wall must be numbers of seconds, not {t_sim!r} and {t_wall!r}")
+    assert isinstance(t_sim, int | float) and isinstance(t_wall, int | float)
     ids: dict[str, Any] = {}
     for key in _INT_IDS:
         value = extra.get(key)
