@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
+from .faults import check_fault
+
 __all__ = ["Settings"]
 
 
@@ -35,6 +37,10 @@ class Settings:
     gateway_ping_interval_s: float = 30.0
     gateway_ping_timeout_s: float = 30.0
     gateway_max_buffer_bytes: int = 1 << 20
+    inject_fault: str | None = None  # tests only: twin/services/faults.py
+
+    def __post_init__(self) -> None:
+        check_fault(self.inject_fault)
 
     @property
     def backend_url(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ..faults import BACKEND_FAULTS, BackendFault
 from .logic import CONNECTED_USERS_KEY, Effects, fan_out
 
 __all__ = ["Publisher", "encode"]
@@ -30,8 +31,9 @@ def _text(value: Any) -> str:
 class Publisher:
     """Applies effects to one ``redis.asyncio.Redis`` (owned by the caller)."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, *, fault: str | None = None) -> None:
         self._redis = redis
+        self._fault = BackendFault(fault) if fault in BACKEND_FAULTS else None
 
     async def connected_users(self) -> list[int]:
         """Ids of the users with at least one open socket on some gateway."""
@@ -48,6 +50,8 @@ class Publisher:
         deliveries = list(effects.publish)
         if effects.broadcast:
             deliveries += fan_out(effects.broadcast, await self.connected_users())
+        if self._fault is not None:  # tests only: break one rule on purpose (faults.py)
+            deliveries = self._fault.apply(deliveries, await self.connected_users())
         if not deliveries and not effects.keys:
             return 0
         encoded: dict[int, str] = {}

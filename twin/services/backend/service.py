@@ -69,7 +69,7 @@ class BackendService:
         self.users = Users(users)
         self._user_list = list(users)
         self._redis = redis
-        self._publisher = Publisher(redis)
+        self._publisher = Publisher(redis, fault=settings.inject_fault)
         self._cms_given = cms
         self._http: httpx.AsyncClient | None = None
         self._cms: CmsClient | None = None

@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 
 from chargetwin.twin.clock import Clock
 from chargetwin.twin.services import auth
+from chargetwin.twin.services.faults import GATEWAY_FAULTS, GatewayFault
 from chargetwin.twin.services.settings import Settings
 from chargetwin.twin.services.timestamps import format_timestamp
 
@@ -151,6 +152,7 @@ class Gateway:
         self._presence_lock = asyncio.Lock()
         self._chargers = messages.ChargerListCache()
         self._counters = _Counters()
+        self._fault = GatewayFault(settings.inject_fault) if settings.inject_fault in GATEWAY_FAULTS else None
         self._server: Server | None = None
         self._redis: Redis | None = None
         self._presence_script: AsyncScript | None = None
@@ -378,6 +380,8 @@ class Gateway:
     def _forward(self, channel: bytes, payload: bytes) -> None:
         """Route one Redis message: write it to the user's live sockets, drop the slow ones."""
         self._counters.messages_received += 1
+        if self._fault is not None and self._fault.drop(payload):  # tests only (faults.py)
+            return
         routing = self._router.route(channel, payload, unsent=_unsent)
         if routing.problem is not None:
             self._counters.messages_invalid += 1

@@ -1,0 +1,115 @@
+"""Fault injection, for tests only: the reference services break one rule on purpose.
+
+A run with ``Settings.inject_fault`` set (or ``CHARGETWIN_INJECT_FAULT``)
+proves that the harness's checks can fail: each fault breaks one rule, and
+the named check must catch it. Never set it outside tests.
+
+=====================  ====================================================  ======================
+fault                  what the service does wrong                            caught by
+=====================  ====================================================  ======================
+wrong_display          backend: ``display`` "9/9" on every available station  schema_and_rules
+                                                                              (display_matches_status)
+missing_field          backend: meter_value updates without station_name      schema_and_rules (required)
+wrong_user             backend: session updates also to every other           isolation
+                       connected user
+late_session_started   backend: session_started held back until after the     causality_and_latency
+                       session's first meter_value
+meter_backwards        backend: a session's third meter_value 100 Wh lower    meters_monotonic
+dropped_message        gateway: every third meter_value not forwarded         no_message_lost
+=====================  ====================================================  ======================
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["BACKEND_FAULTS", "FAULTS", "GATEWAY_FAULTS", "BackendFault", "GatewayFault", "check_fault"]
+
+BACKEND_FAULTS = ("wrong_display", "missing_field", "wrong_user", "late_session_started", "meter_backwards")
+GATEWAY_FAULTS = ("dropped_message",)
+FAULTS = BACKEND_FAULTS + GATEWAY_FAULTS
+
+Delivery = tuple[str, dict[str, Any]]
+
+
+def check_fault(name: str | None) -> str | None:
+    """``name`` if it is a known fault (or None); ValueError naming the known ones otherwise."""
+    if name is not None and name not in FAULTS:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    return name
+
+
+def _event(message: dict[str, Any]) -> str | None:
+    return message.get("event") if message.get("type") == "session_update" else None
+
+
+class BackendFault:
+    """Rewrites the backend's deliveries (channel, message) before they are published."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._held: dict[int, list[Delivery]] = {}  # session_started held back, by session
+        self._meters: dict[int, int] = {}
+
+    def apply(self, deliveries: Sequence[Delivery], connected: Sequence[int]) -> list[Delivery]:
+        out: list[Delivery] = []
+        for channel, message in deliveries:
+            out.extend(getattr(self, f"_{self.name}")(channel, message, connected))
+        return out
+
+    def _wrong_display(self, channel: str, message: dict[str, Any], connected: Sequence[int]) -> list[Delivery]:
+        if message.get("type") == "charger_status_update" and message.get("status") == "available":
+            message = copy.deepcopy(message)
+            message["data"]["display"] = "9/9"
+        return [(channel, message)]
+
+    def _missing_field(self, channel: str, message: dict[str, Any], connected: Sequence[int]) -> list[Delivery]:
+        if _event(message) == "meter_value":
+            message = copy.deepcopy(message)
+            del message["data"]["station_name"]
+        return [(channel, message)]
+
+    def _wrong_user(self, channel: str, message: dict[str, Any], connected: Sequence[int]) -> list[Delivery]:
+        if message.get("type") != "session_update":
+            return [(channel, message)]
+        owner = channel.split(":")[1]
+        return [(channel, message)] + [(f"user:{user}:session_updates", message)
+                                       for user in connected if str(user) != owner]
+
+    def _late_session_started(self, channel: str, message: dict[str, Any],
+                              connected: Sequence[int]) -> list[Delivery]:
+        event, session = _event(message), message.get("session_id")
+        if event == "session_started" and isinstance(session, int):
+            self._held[session] = [(channel, message)]
+            return []
+        if event is not None and isinstance(session, int) and session in self._held:
+            return [(channel, message), *self._held.pop(session)]
+        return [(channel, message)]
+
+    def _meter_backwards(self, channel: str, message: dict[str, Any], connected: Sequence[int]) -> list[Delivery]:
+        session = message.get("session_id")
+        if _event(message) != "meter_value" or not isinstance(session, int):
+            return [(channel, message)]
+        count = self._meters[session] = self._meters.get(session, 0) + 1
+        if count == 3:
+            message = copy.deepcopy(message)
+            data = message["data"]
+            data["meter_value"] = max(0, data["meter_value"] - 100)
+            data["energy_consumed"] = data["energy_delivered"] = round(data["meter_value"] / 1000, 3)
+        return [(channel, message)]
+
+
+class GatewayFault:
+    """Decides which Redis messages the gateway does not forward."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._meters = 0
+
+    def drop(self, payload: bytes) -> bool:
+        if self.name != "dropped_message" or b'"event":"meter_value"' not in payload:
+            return False
+        self._meters += 1
+        return self._meters % 3 == 0
