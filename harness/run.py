@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import statistics
 import time
 from collections import Counter, defaultdict
 from contextlib import suppress
@@ -33,7 +32,7 @@ from ..contracts import default_validator
 from ..contracts.status import count_classes, station_status
 from ..twin.model import events as ev
 from ..twin.model.config import Scenario
-from ..twin.model.kpi import KpiCollector
+from ..twin.model.kpi import KpiCollector, percentiles
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
 from .apps import AppUsers
@@ -245,22 +244,13 @@ async def _run_for(stack: Stack, duration: float, taps: _Taps, apps: AppUsers | 
                                   f"messages {sum(taps.counts.values()):,}  violations {taps.violations}")
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 4),
-            "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 4),
-            "max": round(ordered[-1], 4)}
-
-
 def _metrics(taps: _Taps, apps: AppUsers | None, gateway: Any, lags: list[float], kpis: KpiCollector,
              wall: float, records: int) -> dict[str, Any]:
     return {
         "wall_seconds": round(wall, 2),
         "messages_checked": records,
         "messages_per_hop": dict(taps.counts),
-        "clock_lag_s": _percentiles(lags),
+        "clock_lag_s": percentiles(lags, digits=4),
         "apps": None if apps is None else asdict(apps.metrics),
         "gateway": None if gateway is None else asdict(gateway),
         "model": kpis.result(),

@@ -25,16 +25,16 @@ OCCUPIED = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "
 
 
 def percentiles(values: Sequence[float], *, digits: int = 2) -> dict[str, float | int]:
-    """count, mean, p10, p50, p90, p95 and max of ``values`` (zeros when empty)."""
+    """count, mean, p10, p50, p90, p95, p99 and max of ``values`` (zeros when empty)."""
     if not values:
-        return {"count": 0, "mean": 0.0, "p10": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "max": 0.0}
+        return {"count": 0, "mean": 0.0, "p10": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
     ordered = sorted(values)
 
     def at(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], digits)
 
     return {"count": len(ordered), "mean": round(statistics.fmean(ordered), digits), "p10": at(0.10),
-            "p50": at(0.50), "p90": at(0.90), "p95": at(0.95), "max": round(ordered[-1], digits)}
+            "p50": at(0.50), "p90": at(0.90), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], digits)}
 
 
 class KpiCollector:
