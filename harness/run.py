@@ -37,6 +37,7 @@ from ..twin.services.settings import Settings
 from ..twin.stack import Stack
 from .apps import AppUsers
 from .invariants import GroundTruth, StationTruth, run_checks
+from .latency import LATENCIES, latency_summary
 from .results import results_document, write_results
 from .trace import TraceRecord, TraceWriter, read_trace
 
@@ -215,6 +216,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
                          tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations})
     checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s)
     metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, len(records))
+    metrics["latency_ms"] = latency_summary(records)
     thresholds = _thresholds(scenario, checks, metrics)
     document = results_document(
         checks, scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed,
@@ -265,6 +267,12 @@ def _thresholds(scenario: Scenario, checks: list[Any], metrics: dict[str, Any]) 
     lag = metrics["clock_lag_s"]["p99"]
     if spec.max_clock_lag_p99_s is not None and lag > spec.max_clock_lag_p99_s:
         failed.append(f"clock lag p99 {lag:.2f} s > {spec.max_clock_lag_p99_s} s")
+    for name, limit in spec.latency_p99_ms:
+        measured = metrics.get("latency_ms", {}).get(name)
+        if measured is None or not measured["count"]:
+            failed.append(f"latency {name}: not measured in this run (known: {', '.join(LATENCIES)})")
+        elif measured["p99"] > limit:
+            failed.append(f"latency {name} p99 {measured['p99']:.0f} ms > {limit:g} ms")
     share = metrics["model"]["balk_share"]
     if spec.max_balk_share is not None and share > spec.max_balk_share:
         failed.append(f"balk share {share:.2%} > {spec.max_balk_share:.2%}")

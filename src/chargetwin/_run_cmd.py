@@ -72,6 +72,10 @@ def _print_summary(document: dict[str, Any], out: Path) -> None:
     for check in document["checks"]:
         mark = "ok  " if not check["violations"] else "FAIL"
         print(f"  {mark} {check['name']:<24} {check['checked']:>8,} checked  {check['violations']:>6,} violations")
+    latency = metrics.get("latency_ms", {})
+    if latency:
+        print("  latency p50/p99 ms: " + ", ".join(f"{name} {v['p50']:g}/{v['p99']:g}"
+                                                    for name, v in latency.items() if v["count"]))
     for failed in document["thresholds_failed"]:
         print(f"  FAIL threshold: {failed}")
     print(f"trace, results.json and junit.xml in {out}")

@@ -505,7 +505,7 @@ def test_the_documented_example_is_a_valid_scenario() -> None:
     example = text.split("```toml\n", 1)[1].split("```", 1)[0]
     scenario = loads_scenario(example, source="docs/scenario-format.md")
     assert scenario.maintenance.windows[1].start == 2 * 3600
-    assert scenario.checks.latency_p99_ms == (("rest.start", 500.0), ("redis.publish", 50.0))
+    assert scenario.checks.latency_p99_ms == (("rest.start", 500.0), ("gateway.push", 100.0))
 
 
 def test_the_documentation_names_every_key() -> None:
