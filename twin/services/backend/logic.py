@@ -194,12 +194,7 @@ class BackendLogic:
         data = {"session_id": session.session_id, "transaction_id": session.transaction_id,
                 "charger_id": session.charger_id, "connector_id": session.connector_id,
                 "status": "initiated", "message": "Charging session started"}
-        effects = Effects()
-        effects.save(session)
-        effects.to_user(session.user_id, "notifications", msg.response("start_charging", {
-            "success": True, "session_id": session.session_id, "transaction_id": session.transaction_id,
-            "charger_id": session.charger_id, "message": "Charging session started"}, now=msg.rfc3339(now)))
-        return data, effects
+        return data, _accepted(session, "start_charging", "Charging session started", now=now)
 
     def start_rejected(self, session: Session, error: ApiError, *, now: datetime) -> Effects:
         """The CMS refused or failed: the session fails, with a ``response`` and a ``session_error``."""
@@ -238,12 +233,7 @@ class BackendLogic:
         data = {"session_id": session.session_id, "transaction_id": session.transaction_id, "status": "stopped",
                 "energy_delivered": session.energy_kwh, "duration": msg.seconds_between(session.start_time, now),
                 "message": "Charging session stopped"}
-        effects = Effects()
-        effects.save(session)
-        effects.to_user(session.user_id, "notifications", msg.response("stop_charging", {
-            "success": True, "session_id": session.session_id, "transaction_id": session.transaction_id,
-            "charger_id": session.charger_id, "message": "Charging session stopped"}, now=msg.rfc3339(now)))
-        return data, effects
+        return data, _accepted(session, "stop_charging", "Charging session stopped", now=now)
 
     def stop_rejected(self, session: Session, error: ApiError, *, now: datetime) -> Effects:
         """The CMS refused or failed the stop: the session goes on; a ``response`` says why."""
@@ -516,3 +506,13 @@ class BackendLogic:
         self._recent_ends[key] = effects
         while len(self._recent_ends) > _RECENT_ENDS:
             self._recent_ends.popitem(last=False)
+
+
+def _accepted(session: Session, action: str, message: str, *, now: datetime) -> Effects:
+    """The session saved and a successful ``response`` for ``action`` pushed to its user (ruling 4)."""
+    effects = Effects()
+    effects.save(session)
+    effects.to_user(session.user_id, "notifications", msg.response(action, {
+        "success": True, "session_id": session.session_id, "transaction_id": session.transaction_id,
+        "charger_id": session.charger_id, "message": message}, now=msg.rfc3339(now)))
+    return effects
