@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import __version__
+from ._overrides import add_override_options, with_overrides
 from .twin.model.config import Scenario
 from .twin.model.kpi import KpiCollector
 from .twin.model.world import World
 from .twin.scenario import ScenarioError, load_scenario
-from .twin.scenario.durations import parse_duration
 
 __all__ = ["add_model_parser", "run_model"]
 
@@ -39,8 +38,7 @@ def add_model_parser(commands: Any) -> None:
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file or bundled scenario name")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the KPIs as JSON to FILE")
-    parser.add_argument("--seed", type=int, help="override the scenario's seed")
-    parser.add_argument("--duration", metavar="DURATION", help="override the run's duration (e.g. 2h, 90m, 3600)")
+    add_override_options(parser)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar on standard error (default: when it is a terminal)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print no table (with --out)")
@@ -50,7 +48,7 @@ def add_model_parser(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, force_terminal=True if args.progress else None)
     try:
-        scenario = _with_overrides(load_scenario(args.scenario), args)
+        scenario = with_overrides(load_scenario(args.scenario), args)
     except (ScenarioError, ValueError) as error:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
@@ -66,21 +64,6 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         Console().print(kpi_table(result))
     return 0
-
-
-def _with_overrides(scenario: Scenario, args: argparse.Namespace) -> Scenario:
-    run = scenario.run
-    if args.seed is not None:
-        run = replace(run, seed=args.seed)
-    if args.duration is not None:
-        try:
-            duration = parse_duration(args.duration)
-        except ValueError as error:
-            raise ValueError(f"--duration: {error}") from None
-        if duration <= 0:
-            raise ValueError("--duration: must be longer than 0 s")
-        run = replace(run, duration=duration)
-    return replace(scenario, run=run)
 
 
 def run_model(scenario: Scenario, *, console: Console | None = None) -> dict[str, Any]:
@@ -133,6 +116,8 @@ def kpi_table(result: dict[str, Any]) -> Table:
         ("peak hourly utilisation", f"{max(k['utilisation_by_hour'].values(), default=0):.0%}"),
         ("faults / sessions ended by faults", f"{k['faults']:,} / {k['sessions_ended_by_fault']:,}"),
         ("maintenance windows", f"{k['maintenance_windows']:,}"),
+        ("apps opened / of them browses", f"{k['apps_opened']:,} / {k['browses']:,}"),
+        ("peak apps open (drivers and browsers)", f"{k['peak_apps_open']:,}"),
         ("meter samples", f"{k['meter_samples']:,}"),
     ]
     for kind in ("AC", "DC"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 
 from rich.console import Console
 
+from . import _aio as aio
+from ._overrides import add_override_options, with_overrides
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
 
@@ -30,6 +31,7 @@ def add_run_parser(commands: Any) -> None:
     )
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file or bundled name (e.g. smoke)")
     parser.add_argument("--out", type=Path, help="output folder (default: out/<scenario name>)")
+    add_override_options(parser)
     parser.add_argument("--speed", type=float, help="simulated seconds per wall second (default: the scenario's)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show live progress on standard error (default: when it is a terminal)")
@@ -38,8 +40,8 @@ def add_run_parser(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        scenario = load_scenario(args.scenario)
-    except ScenarioError as error:
+        scenario = with_overrides(load_scenario(args.scenario), args)
+    except (ScenarioError, ValueError) as error:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
     if args.speed is not None and args.speed <= 0:
@@ -55,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "backend.sqlite3").unlink(missing_ok=True)
     try:
-        document = asyncio.run(run_scenario(scenario, out=out, settings=settings, speed=args.speed,
+        document = aio.run(run_scenario(scenario, out=out, settings=settings, speed=args.speed,
                                             console=err if show else None))
     except OSError as error:
         print(f"chargetwin: cannot run the stack: {error}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from chargetwin.twin.model.config import (
     DemandSpec,
@@ -55,3 +56,9 @@ def city(*, stations: int = 30, users: int = 600, arrivals_per_day: float = 1500
 
 def with_seed(scenario: Scenario, seed: int) -> Scenario:
     return replace(scenario, run=replace(scenario.run, seed=seed))
+
+
+def with_app(scenario: Scenario, **changes: Any) -> Scenario:
+    """``scenario`` with some fields of its ``[fleet.app]`` changed (e.g. ``browsing_at_peak=40``)."""
+    app = replace(scenario.fleet.app, **changes)
+    return replace(scenario, fleet=replace(scenario.fleet, app=app))

@@ -128,6 +128,7 @@ def test_smoke_is_small_explicit_and_quick() -> None:
     assert smoke.run.seed == 42
     arrivals = smoke.demand.arrivals_per_day * smoke.demand.scale * smoke.run.duration / 86400
     assert smoke.demand.profile == "flat" and arrivals >= 5  # several sessions start
+    assert smoke.fleet.app.browsing_at_peak > 0  # and users who only look at the map
 
 
 def test_city_evening_peak_has_the_sizes_of_the_issue() -> None:
@@ -290,6 +291,32 @@ def test_the_minimal_file_gets_the_config_defaults() -> None:
     assert scenario.run.speed == 60.0 and scenario.description == "" and scenario.source == "m.toml"
     assert isinstance(scenario.demand.arrivals_per_day, float)  # 500 in the file
     assert scenario.network.generate is not None and isinstance(scenario.network.generate.tariff_ac_per_kwh, float)
+
+
+def test_browsing_keys_take_a_count_and_a_duration() -> None:
+    app = loads_scenario(MINIMAL + '\n[fleet.app]\nbrowsing_at_peak = 10\nbrowse_duration = "2m30s"\n').fleet.app
+    assert (app.browsing_at_peak, app.browse_duration) == (10, 150.0)
+    assert type(app.browsing_at_peak) is int
+    assert loads_scenario(MINIMAL).fleet.app == cfg.AppBehaviour()  # nobody browses by default
+
+
+@pytest.mark.parametrize(("line", "key", "message"), [
+    ("browsing_at_peak = -1", "browsing_at_peak", "must be at least 0, not -1"),
+    ("browsing_at_peak = 2.5", "browsing_at_peak", "must be an integer, not 2.5"),
+    ('browsing_at_peak = "many"', "browsing_at_peak", 'must be an integer, not "many"'),
+    ("browsing_at_peak = 11", "browsing_at_peak",
+     "is 11 but the fleet has only 10 users; lower it or raise fleet.users"),
+    ('browse_duration = "0s"', "browse_duration", 'must be longer than 0, not "0s"'),
+    ("browse_duration = 0", "browse_duration", "must be greater than 0, not 0"),
+    ("browse_duration = -60", "browse_duration", "must be greater than 0, not -60"),
+    ('browse_duration = "3 min"', "browse_duration", 'must be a duration such as "90s"'),
+    ("browse_duration = true", "browse_duration", "must be a number or a string, not true"),
+])
+def test_bad_browsing_values_are_refused_naming_the_key(line: str, key: str, message: str) -> None:
+    with pytest.raises(ScenarioInvalidError) as info:
+        loads_scenario(MINIMAL + f"\n[fleet.app]\n{line}\n", source="b.toml")
+    assert [p.key for p in info.value.problems] == [f"fleet.app.{key}"]
+    assert str(info.value).startswith(f"b.toml: fleet.app.{key}: {message}")
 
 
 # --- reading files and names ---------------------------------------------------------

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import hashlib
 import itertools
+import json
 import math
+import os
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from model_scenarios import city, with_seed
+from model_scenarios import city, with_app, with_seed
 
 from chargetwin.twin.model import events as ev
 from chargetwin.twin.model.config import MaintenanceWindow
-from chargetwin.twin.model.demand import arrival_times, expected_arrivals
+from chargetwin.twin.model.demand import PROFILE_WEIGHTS, arrival_times, expected_arrivals, hourly_rates
 from chargetwin.twin.model.exceptions import UnknownTargetError
 from chargetwin.twin.model.kpi import KpiCollector
-from chargetwin.twin.model.world import World
+from chargetwin.twin.model.world import World, browsing_demand
 
 
 def run(scenario, until=None):  # type: ignore[no-untyped-def]
@@ -260,3 +264,150 @@ def test_model_code_never_touches_the_clock_or_the_network() -> None:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
             if isinstance(node, ast.Attribute) and node.attr in {"now", "utcnow", "today"}:
                 assert not (isinstance(node.value, ast.Name) and node.value.id in {"datetime", "date"}), path.name
+
+
+# --- browsers: users who open the app only to look at the map --------------------------
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "city-3h-without-browsers.json"
+"""Events and KPIs of ``city(hours=3.0, faults=True)`` recorded before browsers existed.
+
+Regenerate after a change to the model that is meant to change runs: ``CHARGETWIN_UPDATE_GOLDEN=1``.
+"""
+
+APP_EVENTS = (ev.AppOpened, ev.AppClosed)
+
+
+def canonical(event: ev.Event) -> str:
+    """An event as one line of text; floats to 9 significant digits (C libraries may differ in the last bit)."""
+    values = (getattr(event, f.name) for f in dataclasses.fields(event))
+    return f"{type(event).__name__}({','.join(f'{v:.9g}' if isinstance(v, float) else str(v) for v in values)})"
+
+
+def test_without_browsers_a_run_is_exactly_what_it_was_before_them() -> None:
+    _, events, kpis = run(city(hours=3.0, faults=True))
+    digest = hashlib.sha256("\n".join(map(canonical, events)).encode()).hexdigest()
+    if os.environ.get("CHARGETWIN_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps({"events": len(events), "digest": digest, "kpis": kpis}, indent=1) + "\n",
+                          encoding="utf-8")
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert (len(events), digest) == (golden["events"], golden["digest"])
+    assert {key: kpis[key] for key in golden["kpis"]} == golden["kpis"]
+    assert kpis["browses"] == 0 and kpis["apps_opened"] > 0
+
+
+def test_browsers_change_nothing_but_app_events() -> None:
+    """Browsers draw from their own random stream and never touch a trip: the rest of the run stays the same."""
+    scenario = city(hours=3.0, faults=True)
+    plain, browsed = (run(s) for s in (scenario, with_app(scenario, browsing_at_peak=40)))
+    assert ([canonical(e) for e in plain[1] if not isinstance(e, APP_EVENTS)]
+            == [canonical(e) for e in browsed[1] if not isinstance(e, APP_EVENTS)])
+    assert browsed[2]["browses"] > 100
+    # a trip that starts during a browse finds its app open already: it opens nothing
+    assert plain[2]["apps_opened"] < browsed[2]["apps_opened"] <= plain[2]["apps_opened"] + browsed[2]["browses"]
+    assert browsed[2]["peak_apps_open"] > plain[2]["peak_apps_open"]
+
+
+def test_the_busiest_hour_brings_browsing_at_peak_over_browse_duration_browses_a_second() -> None:
+    """Little's law (L = lambda W) at the profile's peak; every other hour in proportion to its weight."""
+    app = with_app(city(), browsing_at_peak=50, browse_duration=180.0).fleet.app
+    for profile in ("residential", "flat", tuple(range(24))):
+        demand = replace(city().demand, profile=profile, scale=3.0)
+        rates = hourly_rates(browsing_demand(demand, app))
+        weights = PROFILE_WEIGHTS[profile] if isinstance(profile, str) else profile
+        assert max(rates) == pytest.approx(50 / 180, rel=1e-12)
+        assert rates == pytest.approx([50 / 180 * w / max(weights) for w in weights], rel=1e-12)
+
+
+def test_browses_follow_the_demand_profile() -> None:
+    scenario = with_app(city(hours=24.0, start_hour=0, arrivals_per_day=0, profile="residential"),
+                        browsing_at_peak=40, browse_duration=180.0)
+    _, events, _ = run(scenario)
+    per_hour = [0] * 24
+    for e in of(events, ev.AppOpened):
+        per_hour[int(e.t // 3600)] += 1
+    for count, rate in zip(per_hour, hourly_rates(browsing_demand(scenario.demand, scenario.fleet.app)),
+                           strict=True):
+        assert abs(count - rate * 3600) < 5 * math.sqrt(rate * 3600) + 1
+
+
+def test_the_mean_number_of_browsers_is_browsing_at_peak() -> None:
+    """On a flat profile, without trips, the browsers are an M/M/inf queue: Poisson(rho = 40) in steady state.
+
+    Its autocovariance is rho exp(-mu tau) (mu = 1 / 180 s), so the time average
+    over L seconds has the variance 2 rho / (mu L) (1 - (1 - exp(-mu L)) / (mu L)).
+    After a warmup of 10 mean browses (a bias of rho exp(-10) < 0.002) the
+    average must lie within 4 standard deviations of rho (normal approximation:
+    two-sided p < 1e-4; L = 7.5 h gives 40 +/- 2.9).
+    """
+    rho, mean, warmup, hours = 40, 180.0, 1800.0, 8.0
+    scenario = with_app(city(hours=hours, arrivals_per_day=0, profile="flat"), browsing_at_peak=rho,
+                        browse_duration=mean)
+    _, events, kpis = run(scenario)
+    area, last, now_open, peak = 0.0, warmup, 0, 0
+    for e in events:
+        if isinstance(e, APP_EVENTS):
+            area += now_open * max(0.0, e.t - last)
+            last = max(last, e.t)
+            now_open += 1 if isinstance(e, ev.AppOpened) else -1
+            peak = max(peak, now_open)
+    end = hours * 3600.0
+    area += now_open * (end - last)
+    mu_l = (end - warmup) / mean
+    sd = math.sqrt(2 * rho / mu_l * (1 - (1 - math.exp(-mu_l)) / mu_l))
+    assert abs(area / (end - warmup) - rho) < 4 * sd
+    assert kpis["browses"] == kpis["apps_opened"] == len(of(events, ev.AppOpened))
+    assert kpis["peak_apps_open"] == peak
+
+
+def test_only_free_users_browse_and_a_browse_with_nobody_free_is_skipped() -> None:
+    """Users on a trip, with the app open, or reserved for people never start a browse."""
+    scenario = with_app(city(hours=2.0, users=6, arrivals_per_day=0, profile="flat"), browsing_at_peak=30)
+    world = World(scenario, reserved_users=2)
+    events: list[ev.Event] = []
+    world.subscribe(events.append)
+    collector = KpiCollector(world)
+    world.subscribe(collector)
+    world.run()
+    kpis = collector.result()
+    assert {e.user_id for e in of(events, ev.AppOpened)} == {3, 4, 5, 6}
+    assert kpis["peak_apps_open"] == 4
+    assert kpis["browses"] < expected_arrivals(browsing_demand(scenario.demand, scenario.fleet.app),
+                                               scenario.run.start, scenario.run.duration) / 2
+
+
+def test_a_trip_takes_over_a_browsers_app_and_the_browse_never_closes_it() -> None:
+    """A browse's AppClosed never comes while its user is on a trip: the trip closes the app when they leave.
+
+    Drivers here open the app before driving and keep it open while charging,
+    so a trip's app is open from its start to the Departure, closed right after it.
+    """
+    scenario = with_app(city(users=150, hours=6.0, arrivals_per_day=3000), browsing_at_peak=60,
+                        browse_duration=1800.0, open_before_driving=1.0, keep_open_while_charging=1.0)
+    world = World(scenario)
+    last: dict[int, ev.Event] = {}
+    browsing: set[int] = set()
+    taken_over: set[int] = set()
+    wrong: list[ev.Event] = []
+
+    def watch(e: ev.Event) -> None:
+        user_id = getattr(e, "user_id", None)
+        if user_id is None:
+            return
+        driver = world.drivers[user_id - 1]
+        if isinstance(e, APP_EVENTS) and isinstance(last.get(user_id), type(e)):
+            wrong.append(e)  # opened twice or closed twice in a row
+        if isinstance(e, ev.AppOpened) and world.is_browsing(user_id):
+            browsing.add(user_id)
+        elif isinstance(e, ev.AppClosed):
+            browsing.discard(user_id)
+            if driver.busy and not isinstance(last.get(user_id), ev.Departure):
+                wrong.append(e)
+        elif driver.busy and user_id in browsing:
+            taken_over.add(user_id)
+        if isinstance(e, (*APP_EVENTS, ev.Departure)):
+            last[user_id] = e
+
+    world.subscribe(watch)
+    world.run()
+    assert wrong == []
+    assert len(taken_over) > 10

@@ -154,11 +154,22 @@ class EVModel:
 
 @dataclass(frozen=True, slots=True)
 class AppBehaviour:
-    """How drivers use the mobile app (probabilities per session)."""
+    """How users use the mobile app: drivers during their sessions, and browsers who only look at the map.
+
+    ``open_before_driving`` and ``keep_open_while_charging`` are
+    probabilities per session; a driver who does not keep the app open
+    reopens it every ``reopen_interval`` s on average. Besides them,
+    ``browsing_at_peak`` users on average have the app open just to look at
+    the map during the busiest hour of the demand profile (other hours in
+    proportion to the profile); a browse lasts ``browse_duration`` s on
+    average (exponential).
+    """
 
     open_before_driving: float = 0.9
     keep_open_while_charging: float = 0.4
     reopen_interval: float = 1200.0
+    browsing_at_peak: int = 0
+    browse_duration: float = 180.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 :class:`KpiCollector` is a sink: subscribe it to a :class:`World` before the
 run, call :meth:`KpiCollector.result` after it. Figures count from
 ``warmup`` seconds on (the run's ``warmup``), so that a run can start from
-an empty network and still report steady-state figures.
+an empty network and still report steady-state figures; peaks of
+concurrency (sessions, open apps) are over the whole run.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def percentiles(values: Sequence[float], *, digits: int = 2) -> dict[str, float 
 
 
 class KpiCollector:
-    """Counts, energies, durations, waits and utilisation of one run."""
+    """Counts, energies, durations, waits, utilisation and app use of one run."""
 
     def __init__(self, world: World) -> None:
         self._world = world
@@ -57,10 +58,14 @@ class KpiCollector:
             ev.Repair: self._count("repairs"),
             ev.MaintenanceStarted: self._count("maintenance_windows"),
             ev.Departure: self._departure,
+            ev.AppOpened: self._app_opened,
+            ev.AppClosed: self._app_closed,
         }
         self.counts: dict[str, int] = defaultdict(int)
         self._active = 0
         self._peak = 0
+        self._apps_open = 0
+        self._peak_apps_open = 0
         self._samples = 0
         self._starts: dict[int, tuple[float, str]] = {}
         self._energy: dict[str, list[float]] = {"AC": [], "DC": []}
@@ -114,6 +119,18 @@ class KpiCollector:
     def _departure(self, event: ev.Departure) -> None:
         if event.t >= self._warmup and event.reason == "gave_up":
             self.counts["gave_up"] += 1
+
+    def _app_opened(self, event: ev.AppOpened) -> None:
+        """Count an app opened, and whether it is a browse (asked of the world as the event is published)."""
+        self._apps_open += 1
+        self._peak_apps_open = max(self._peak_apps_open, self._apps_open)
+        if event.t >= self._warmup:
+            self.counts["apps_opened"] += 1
+            if self._world.is_browsing(event.user_id):
+                self.counts["browses"] += 1
+
+    def _app_closed(self, event: ev.AppClosed) -> None:
+        self._apps_open -= 1
 
     def _status(self, event: ev.ConnectorStatusChanged) -> None:
         key = (event.charge_point_id, event.connector_id)
@@ -169,6 +186,9 @@ class KpiCollector:
             "repairs": self.counts["repairs"],
             "sessions_ended_by_fault": self.counts["sessions_ended_by_fault"],
             "maintenance_windows": self.counts["maintenance_windows"],
+            "apps_opened": self.counts["apps_opened"],
+            "peak_apps_open": self._peak_apps_open,
+            "browses": self.counts["browses"],
             "energy_per_session_kwh": {k: percentiles(v) for k, v in self._energy.items()},
             "session_duration_min": {k: percentiles(v, digits=1) for k, v in self._durations.items()},
             "plugged_duration_min": {k: percentiles(v, digits=1) for k, v in self._plugged.items()},

@@ -9,7 +9,10 @@ these processes, all in simulated seconds:
   plug in, ask the app to start, charge, stop, unplug, leave;
 - one sampler takes a meter sample of every transaction every
   ``meter_interval`` seconds from its start (OCPP MeterValueSampleInterval);
-- failures and repairs of each charging point, and maintenance windows.
+- failures and repairs of each charging point, and maintenance windows;
+- browsing: users who are not on a trip open the app just to look at the
+  map, as a non-homogeneous Poisson process that follows the demand profile
+  (:func:`browsing_demand`).
 
 Every change is published as an :mod:`event <.events>` to the subscribed
 sinks. Services drive the world with commands (:meth:`World.remote_start`,
@@ -23,22 +26,24 @@ services.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections.abc import Callable, Generator, Iterable
+from dataclasses import replace
 from typing import Any, Protocol
 
 import simpy
 
 from . import events as ev
-from .config import Distribution, MaintenanceWindow, Scenario
-from .demand import arrival_times, local_seconds
+from .config import AppBehaviour, DemandSpec, Distribution, MaintenanceWindow, Scenario
+from .demand import arrival_times, hourly_rates, local_seconds
 from .entities import ChargePoint, Connector, Driver, Session, Station, Waiter
 from .exceptions import UnknownTargetError
 from .network import NearestIndex, build_fleet, build_network
 from .physics import ChargeCurve, dc_current, dc_voltage
 
-__all__ = ["UNPLUG_DELAY", "App", "DirectApp", "Sink", "World", "draw"]
+__all__ = ["UNPLUG_DELAY", "App", "DirectApp", "Sink", "World", "browsing_demand", "draw"]
 
 Sink = Callable[[ev.Event], None]
 Process = Generator[simpy.Event, Any, None]
@@ -89,14 +94,29 @@ def draw(distribution: Distribution, rng: random.Random) -> float:
     return rng.lognormvariate(math.log(distribution.mean) - sigma2 / 2, math.sqrt(sigma2))
 
 
+def browsing_demand(demand: DemandSpec, app: AppBehaviour) -> DemandSpec:
+    """The arrivals of browses: the profile of ``demand``, scaled to ``app.browsing_at_peak`` browsers at its peak.
+
+    By Little's law (L = lambda W), ``browsing_at_peak`` concurrent browsers
+    of mean duration ``browse_duration`` take ``browsing_at_peak /
+    browse_duration`` browses per second; that is the rate of the profile's
+    busiest hour, and every other hour has its share of it by weight.
+    ``demand.arrivals_per_day`` and ``demand.scale`` do not matter. The
+    profile must have a weight above 0 (the loader checks it).
+    """
+    shape = hourly_rates(replace(demand, arrivals_per_day=1.0, scale=1.0))
+    peak_rate = app.browsing_at_peak / app.browse_duration
+    return replace(demand, arrivals_per_day=peak_rate / max(shape), scale=1.0)
+
+
 class World:
     """A scenario's network and fleet, alive in a SimPy environment.
 
     Call order: make the world (it builds everything and starts its
     processes), :meth:`subscribe` sinks, then :meth:`run` (or step
     ``world.env`` yourself). Commands may be called at any time between steps.
-    Users 1..``reserved_users`` never set out by themselves: they are left to
-    people using the app (``chargetwin serve``).
+    Users 1..``reserved_users`` never set out by themselves nor browse: they
+    are left to people using the app (``chargetwin serve``).
     """
 
     def __init__(self, scenario: Scenario, *, sinks: Iterable[Sink] = (), app: App | None = None,
@@ -106,7 +126,8 @@ class World:
         self.env = env or simpy.Environment()
         seed = scenario.run.seed
         self._rngs = {name: random.Random(f"{seed}:{name}")
-                      for name in ("network", "fleet", "arrivals", "trips", "faults", "maintenance", "people")}
+                      for name in ("network", "fleet", "arrivals", "trips", "faults", "maintenance", "people",
+                                   "browsing")}
         self.network = build_network(scenario.network, self._rngs["network"])
         radius = (scenario.network.generate.radius_km if scenario.network.generate
                   else max((math.hypot(s.x, s.y) for s in self.network.stations), default=1.0) + 1.0)
@@ -122,6 +143,8 @@ class World:
         self.app: App = app or DirectApp(self)
         self._session_ids = iter(range(1, 2**31))
         self.sessions: dict[int, Session] = {}
+        self._browse_numbers = itertools.count(1)
+        self._browses: dict[int, int] = {}  # user id -> number of the browse that opened their app
         self._sampler = _Sampler(self, scenario.run.meter_interval)
         self._start_processes()
 
@@ -140,6 +163,11 @@ class World:
             self.env.run(until=min(end, self.env.now + step))
             if progress is not None:
                 progress(self.env.now, end)
+
+    def is_browsing(self, user_id: int) -> bool:
+        """Whether that user has the app open just to look at the map (a browse, not a trip's app)."""
+        driver = self.drivers[user_id - 1]
+        return user_id in self._browses and driver.app_open and not driver.busy
 
     def charge_point(self, charge_point_id: str) -> ChargePoint:
         try:
@@ -214,6 +242,8 @@ class World:
                 self.env.process(self._failures(cp))
         for window in self._maintenance_windows():
             self.env.process(self._maintenance(window))
+        if self.scenario.fleet.app.browsing_at_peak > 0:
+            self.env.process(self._browsing())
 
     def _arrivals(self) -> Process:
         run, rng = self.scenario.run, self._rngs["arrivals"]
@@ -398,6 +428,50 @@ class World:
             yield self.env.timeout(APP_PEEK)
             if session.stop_reason is not None:
                 return
+            self._close_app(driver)
+
+    def _browsing(self) -> Process:
+        """Start the browses (:func:`browsing_demand`); one with nobody free to browse is skipped."""
+        run, rng = self.scenario.run, self._rngs["browsing"]
+        demand = browsing_demand(self.scenario.demand, self.scenario.fleet.app)
+        for t in arrival_times(demand, run.start, run.duration, rng):
+            yield self.env.timeout(t - self.env.now)
+            driver = self._free_browser(rng)
+            if driver is not None:
+                self.env.process(self._browse(driver, rng))
+
+    def _free_browser(self, rng: random.Random) -> Driver | None:
+        """A driver drawn uniformly among those who may browse (:meth:`_may_browse`), or None if nobody may.
+
+        A few draws from the whole fleet first (cheap while most users are
+        free), then a pass over it: each step draws uniformly among the same
+        drivers, so the result is uniform.
+        """
+        for _ in range(20):
+            driver = self.drivers[rng.randrange(len(self.drivers))]
+            if self._may_browse(driver):
+                return driver
+        free = [d for d in self.drivers if self._may_browse(d)]
+        return rng.choice(free) if free else None
+
+    def _may_browse(self, driver: Driver) -> bool:
+        """Neither on a trip nor with the app open, and not left to people (``reserved_users``)."""
+        return not driver.busy and not driver.app_open and driver.user_id > self.reserved_users
+
+    def _browse(self, driver: Driver, rng: random.Random) -> Process:
+        """Open the app, keep it open for an exponential time, close it.
+
+        A trip the user starts meanwhile takes the open app over: the browse
+        then leaves it to the trip, which closes it when the driver leaves.
+        """
+        number = next(self._browse_numbers)
+        self._browses[driver.user_id] = number
+        self._open_app(driver)
+        yield self.env.timeout(rng.expovariate(1.0 / self.scenario.fleet.app.browse_duration))
+        if self._browses.get(driver.user_id) != number:
+            return  # a trip took the app over, ended, and a later browse opened it again
+        del self._browses[driver.user_id]
+        if not driver.busy:
             self._close_app(driver)
 
     def _failures(self, cp: ChargePoint) -> Process:

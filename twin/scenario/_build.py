@@ -221,8 +221,15 @@ class _Builder:
     def fleet(self, table: Table) -> FleetSpec:
         models = tuple(self.ev_model(m, f"fleet.ev_models[{i}]") for i, m in enumerate(table["ev_models"]))
         self.unique([m.name for m in models], "fleet.ev_models[{}].name", "EV model name")
-        return self.make(FleetSpec, table, "fleet", ev_models=lambda v, k: models,
-                         app=lambda v, k: self.make(AppBehaviour, v, k, reopen_interval=self.positive))
+        fleet = self.make(FleetSpec, table, "fleet", ev_models=lambda v, k: models, app=self.app)
+        if fleet.app.browsing_at_peak > fleet.users:
+            self.problem("fleet.app.browsing_at_peak",
+                         f"is {fleet.app.browsing_at_peak} but the fleet has only {fleet.users} "
+                         f"user{'s' if fleet.users > 1 else ''}; lower it or raise fleet.users")
+        return fleet
+
+    def app(self, table: Table, key: str) -> AppBehaviour:
+        return self.make(AppBehaviour, table, key, reopen_interval=self.positive, browse_duration=self.positive)
 
     def ev_model(self, table: Table, key: str) -> EVModel:
         model = self.make(EVModel, table, key)

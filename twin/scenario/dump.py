@@ -84,7 +84,8 @@ def _network(network: NetworkSpec) -> dict[str, Any]:
 
 def _fleet(fleet: FleetSpec) -> dict[str, Any]:
     return _plain(fleet, ev_models=[_plain(m) for m in fleet.ev_models],
-                  app=_plain(fleet.app, reopen_interval=format_duration(fleet.app.reopen_interval)))
+                  app=_plain(fleet.app, reopen_interval=format_duration(fleet.app.reopen_interval),
+                             browse_duration=format_duration(fleet.app.browse_duration)))
 
 
 def _demand(demand: DemandSpec) -> dict[str, Any]:
