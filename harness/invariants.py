@@ -44,6 +44,7 @@ __all__ = [
     "GroundTruth",
     "InvariantViolation",
     "StationTruth",
+    "active_session_restored",
     "causality_and_latency",
     "consistent_across_hops",
     "cost_matches_tariff",
@@ -58,7 +59,7 @@ __all__ = [
 
 CHECK_NAMES: Final = ("schema_and_rules", "causality_and_latency", "consistent_across_hops", "isolation",
                       "meters_monotonic", "energy_matches_model", "cost_matches_tariff", "map_converges",
-                      "no_message_lost")
+                      "no_message_lost", "active_session_restored")
 """Every check, in the order :func:`run_checks` runs them (and reports show them)."""
 
 Records = Sequence[TraceRecord]
@@ -684,12 +685,140 @@ def _note_socket(record: TraceRecord, sockets: dict[int, _Socket], received: Cou
     received[socket_id, canonical(record.message)] += 1
 
 
+# --- active_session_restored ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _SessionSpan:
+    """A session's owner and when the trace first showed its ``session_started`` and its end (``t_sim``)."""
+
+    user: int
+    started: float | None = None
+    ended: float | None = None
+
+
+@dataclass(slots=True)
+class _Welcome:
+    """What one socket received on connect: its ``connected``, its first ``active_session_update``, its close."""
+
+    connected: TraceRecord
+    user: int
+    update: TraceRecord | None = None
+    closed: float = float("inf")
+
+
+def active_session_restored(records: Records, *, grace_s: float = 5.0, race_s: float = 5.0) -> CheckResult:
+    """A reopened app is told the session its user has (DESIGN ruling 5, seed 4.8).
+
+    For every socket that received ``connected`` (at ``t_sim`` = c), the first
+    ``active_session_update`` it received after it must say what the trace
+    knows at c: a session of the user is active when its ``session_started``
+    (published on ``redis:user:{id}:session_updates`` or received by a socket
+    of the user, whichever the trace shows first) came at or before c and no
+    end (``session_stopped``/``completed``/``error``) had come by c. With one,
+    ``has_active_session`` must be true and ``data.session_id`` that session;
+    with none, ``has_active_session`` must be false. Not judged: a socket
+    with no such update that closed (or whose trace ended) within ``grace_s``
+    of c; a socket whose user's session started or ended within ``race_s``
+    of c (the gateway reads the state a moment before ``connected`` is
+    seen, and the Redis tap sees a publish a moment after it is made).
+    """
+    name = "active_session_restored"
+    spans: dict[int, _SessionSpan] = {}
+    sockets: dict[int, _Welcome] = {}
+    t_end = 0.0
+    for record in records:
+        t_end = max(t_end, record.t_sim)
+        if is_session_update(record):
+            _note_span(record, spans)
+        elif record.hop == "gateway-app" and record.socket_id is not None:
+            _note_welcome(record, record.socket_id, sockets)
+    by_user: dict[int, list[tuple[int, _SessionSpan]]] = {}
+    for session, span in spans.items():
+        by_user.setdefault(span.user, []).append((session, span))
+    found: list[InvariantViolation] = []
+    checked = 0
+    for socket_id, welcome in sockets.items():
+        at = welcome.connected.t_sim
+        if welcome.update is None and min(welcome.closed, t_end) - at < grace_s:
+            continue
+        active = _active_at(by_user.get(welcome.user, ()), at, race_s=race_s)
+        if active is None:
+            continue
+        checked += 1
+        violation = _restored(name, socket_id, welcome, active)
+        if violation is not None:
+            found.append(violation)
+    return CheckResult(name, checked, found)
+
+
+def _note_span(record: TraceRecord, spans: dict[int, _SessionSpan]) -> None:
+    """Note the first sighting of a session's start or end (Redis publish or socket receipt)."""
+    event = record.message.get("event")
+    session = session_of(record)
+    user = redis_user(record.channel) if record.hop == "redis" else record.user_id
+    if session is None or user is None or (event != "session_started" and event not in SESSION_END_EVENTS):
+        return
+    span = spans.setdefault(session, _SessionSpan(user))
+    if event == "session_started" and span.started is None:
+        span.started = record.t_sim
+    elif event in SESSION_END_EVENTS and span.ended is None:
+        span.ended = record.t_sim
+
+
+def _note_welcome(record: TraceRecord, socket_id: int, sockets: dict[int, _Welcome]) -> None:
+    welcome = sockets.get(socket_id)
+    if record.direction == "close":
+        if welcome is not None:
+            welcome.closed = min(welcome.closed, record.t_sim)
+        return
+    kind = message_dict(record).get("type")
+    if kind == "connected" and welcome is None and record.direction == "receive":
+        user = record.user_id if record.user_id is not None else as_int(message_dict(record).get("userId"))
+        if user is not None:
+            sockets[socket_id] = _Welcome(record, user)
+    elif kind == "active_session_update" and welcome is not None and welcome.update is None:
+        welcome.update = record
+
+
+def _active_at(spans: Sequence[tuple[int, _SessionSpan]], at: float, *, race_s: float) -> set[int] | None:
+    """The user's sessions active at ``at``; None when a start or end lies within ``race_s`` of it."""
+    active: set[int] = set()
+    for session, span in spans:
+        if span.started is None:
+            continue  # an end alone is a start that failed after acceptance: never active
+        if abs(span.started - at) <= race_s or (span.ended is not None and abs(span.ended - at) <= race_s):
+            return None
+        if span.started <= at and (span.ended is None or span.ended > at):
+            active.add(session)
+    return active
+
+
+def _restored(name: str, socket_id: int, welcome: _Welcome, active: set[int]) -> InvariantViolation | None:
+    """The violation of one socket's first ``active_session_update`` (or its absence), if any."""
+    expected_session = min(active) if len(active) == 1 else sorted(active) or None
+    expected = {"has_active_session": bool(active), "session_id": expected_session}
+    where = f"socket {socket_id} of user {welcome.user} (connected at t_sim={welcome.connected.t_sim:g})"
+    if welcome.update is None:
+        return _violation(name, f"{where}: no active_session_update arrived", welcome.connected,
+                          expected=expected, actual=None)
+    message = message_dict(welcome.update)
+    has, session = message.get("has_active_session"), as_int(data_of(message).get("session_id"))
+    if (has is True and session in active) if active else has is False:
+        return None
+    told = f"has_active_session {canonical(has)}" if has is not True or session is None else f"session {session}"
+    truth = f"session {expected_session}" if active else "no active session"
+    return _violation(name, f"{where}: told {told}, but the user had {truth}", welcome.update,
+                      welcome.connected, expected=expected,
+                      actual={"has_active_session": has, "session_id": session})
+
+
 # --- all of them ------------------------------------------------------------------------
 
 
 def run_checks(records: Records, truth: GroundTruth, *, deadline_s: float, tolerance_wh: float = 10.0,
                lag_s: float = 60.0, cost_tolerance: float = 0.01, grace_s: float = 5.0,
-               validator: Validator | None = None) -> list[CheckResult]:
+               race_s: float = 5.0, validator: Validator | None = None) -> list[CheckResult]:
     """Every check of :data:`CHECK_NAMES`, in that order, over one trace."""
     return [
         schema_and_rules(records, validator=validator),
@@ -701,4 +830,5 @@ def run_checks(records: Records, truth: GroundTruth, *, deadline_s: float, toler
         cost_matches_tariff(records, truth.tariffs, tolerance=cost_tolerance),
         map_converges(records, truth.stations),
         no_message_lost(records, grace_s=grace_s),
+        active_session_restored(records, grace_s=grace_s, race_s=race_s),
     ]

@@ -13,90 +13,119 @@ name                                from -> to
                                     transaction and timestamp
 ==================================  ===============================================================
 
-:func:`latency_summary` gives percentiles per name (``chargetwin.twin.model.kpi.percentiles``).
+:func:`latency_samples` yields each pair once it is complete, with the
+``t_sim`` of the record that completed it (for latency over simulated time,
+:mod:`.series`); :func:`latencies` groups them by name and
+:func:`latency_summary` gives percentiles per name
+(``chargetwin.twin.model.kpi.percentiles``).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 from ..twin.model.kpi import percentiles
 from .trace import TraceRecord
 
-__all__ = ["LATENCIES", "latencies", "latency_summary"]
+__all__ = ["LATENCIES", "LatencySample", "latencies", "latency_samples", "latency_summary"]
 
 LATENCIES = ("rest.start", "rest.stop", "ocpp.call", "gateway.push", "e2e.start_to_session_started",
              "e2e.meter_values_to_app")
+
+_REST = {"backend:/api/charging/start": "rest.start", "backend:/api/charging/stop": "rest.stop"}
+
+
+class LatencySample(NamedTuple):
+    """One measured latency: its name (of :data:`LATENCIES`), when it completed (``t_sim``), how long (ms)."""
+
+    name: str
+    t_sim: float
+    ms: float
 
 
 def _key(message: Any) -> str:
     return json.dumps(message, sort_keys=True, separators=(",", ":"))
 
 
+class _Pairs:
+    """The open halves of every pair; :meth:`feed` takes records in trace order, returns completed pairs."""
+
+    def __init__(self) -> None:
+        self.rest: dict[tuple[int | None, str], deque[float]] = defaultdict(deque)
+        self.calls: dict[tuple[str, str], float] = {}
+        self.published: dict[tuple[str, str], float] = {}
+        self.starts: dict[int | None, deque[float]] = defaultdict(deque)
+        self.meters: dict[tuple[Any, Any], float] = {}
+
+    def feed(self, r: TraceRecord) -> list[tuple[str, float]]:
+        """(name, ms) of each pair ``r`` completes, and note ``r`` as the first half of later ones."""
+        message = r.message
+        if r.hop == "app-backend":
+            return self._rest(r)
+        if r.hop == "ocpp" and isinstance(message, list) and len(message) >= 3:
+            return self._ocpp(r, message)
+        if r.hop == "redis" and r.channel.startswith("redis:user:"):
+            user = r.channel.split(":")[2]
+            self.published.setdefault((user, _key(message)), r.t_wall)
+        elif r.hop == "gateway-app" and r.direction == "receive" and isinstance(message, dict):
+            sent = self.published.get((str(r.user_id), _key(message)))
+            pushed = [] if sent is None else [("gateway.push", (r.t_wall - sent) * 1000)]
+            return pushed + self._app_message(r, message)
+        return []
+
+    def _rest(self, r: TraceRecord) -> list[tuple[str, float]]:
+        name = _REST.get(r.channel)
+        if name is None:
+            return []
+        pending = self.rest[r.user_id, name]
+        if r.direction == "request":
+            pending.append(r.t_wall)
+            if name == "rest.start":
+                self.starts[r.user_id].append(r.t_wall)
+            return []
+        return [(name, (r.t_wall - pending.popleft()) * 1000)] if pending else []
+
+    def _ocpp(self, r: TraceRecord, frame: list[Any]) -> list[tuple[str, float]]:
+        kind, unique = frame[0], str(frame[1])
+        if kind == 2:
+            self.calls[r.channel, unique] = r.t_wall
+            if frame[2] == "MeterValues" and len(frame) > 3 and isinstance(frame[3], dict):
+                payload = frame[3]
+                for sample in payload.get("meterValue", []):
+                    self.meters.setdefault((payload.get("transactionId"), sample.get("timestamp")), r.t_wall)
+        elif kind in (3, 4) and (r.channel, unique) in self.calls:
+            return [("ocpp.call", (r.t_wall - self.calls.pop((r.channel, unique))) * 1000)]
+        return []
+
+    def _app_message(self, r: TraceRecord, message: dict[str, Any]) -> list[tuple[str, float]]:
+        event = message.get("event")
+        if event == "session_started" and self.starts[r.user_id]:
+            return [("e2e.start_to_session_started", (r.t_wall - self.starts[r.user_id].popleft()) * 1000)]
+        if event == "meter_value":
+            data = message.get("data") or {}
+            sampled = self.meters.get((message.get("transaction_id"), data.get("timestamp")))
+            if sampled is not None:
+                return [("e2e.meter_values_to_app", (r.t_wall - sampled) * 1000)]
+        return []
+
+
+def latency_samples(records: Iterable[TraceRecord]) -> Iterator[LatencySample]:
+    """Every measured latency, in trace order of the record that completes its pair (whose ``t_sim`` it has)."""
+    pairs = _Pairs()
+    for r in records:
+        for name, ms in pairs.feed(r):
+            yield LatencySample(name, r.t_sim, ms)
+
+
 def latencies(records: Iterable[TraceRecord]) -> dict[str, list[float]]:
     """Every measured latency (ms) by name, in trace order."""
     found: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    rest: dict[tuple[int | None, str], deque[float]] = defaultdict(deque)
-    calls: dict[tuple[str, str], float] = {}
-    published: dict[tuple[str, str], float] = {}
-    starts: dict[int | None, deque[float]] = defaultdict(deque)
-    meters: dict[tuple[Any, Any], float] = {}
-    for r in records:
-        message = r.message
-        if r.hop == "app-backend":
-            _rest(r, rest, found, starts)
-        elif r.hop == "ocpp" and isinstance(message, list) and len(message) >= 3:
-            _ocpp(r, message, calls, meters, found)
-        elif r.hop == "redis" and r.channel.startswith("redis:user:"):
-            user = r.channel.split(":")[2]
-            published.setdefault((user, _key(message)), r.t_wall)
-        elif r.hop == "gateway-app" and r.direction == "receive" and isinstance(message, dict):
-            sent = published.get((str(r.user_id), _key(message)))
-            if sent is not None:
-                found["gateway.push"].append((r.t_wall - sent) * 1000)
-            _app_message(r, message, starts, meters, found)
+    for sample in latency_samples(records):
+        found[sample.name].append(sample.ms)
     return found
-
-
-def _rest(r: TraceRecord, rest: dict[tuple[int | None, str], deque[float]], found: dict[str, list[float]],
-          starts: dict[int | None, deque[float]]) -> None:
-    name = {"backend:/api/charging/start": "rest.start", "backend:/api/charging/stop": "rest.stop"}.get(r.channel)
-    if name is None:
-        return
-    if r.direction == "request":
-        rest[r.user_id, name].append(r.t_wall)
-        if name == "rest.start":
-            starts[r.user_id].append(r.t_wall)
-    elif rest[r.user_id, name]:
-        found[name].append((r.t_wall - rest[r.user_id, name].popleft()) * 1000)
-
-
-def _ocpp(r: TraceRecord, frame: list[Any], calls: dict[tuple[str, str], float],
-          meters: dict[tuple[Any, Any], float], found: dict[str, list[float]]) -> None:
-    kind, unique = frame[0], str(frame[1])
-    if kind == 2:
-        calls[r.channel, unique] = r.t_wall
-        if frame[2] == "MeterValues" and len(frame) > 3 and isinstance(frame[3], dict):
-            payload = frame[3]
-            for sample in payload.get("meterValue", []):
-                meters.setdefault((payload.get("transactionId"), sample.get("timestamp")), r.t_wall)
-    elif kind in (3, 4) and (r.channel, unique) in calls:
-        found["ocpp.call"].append((r.t_wall - calls.pop((r.channel, unique))) * 1000)
-
-
-def _app_message(r: TraceRecord, message: dict[str, Any], starts: dict[int | None, deque[float]],
-                 meters: dict[tuple[Any, Any], float], found: dict[str, list[float]]) -> None:
-    event = message.get("event")
-    if event == "session_started" and starts[r.user_id]:
-        found["e2e.start_to_session_started"].append((r.t_wall - starts[r.user_id].popleft()) * 1000)
-    elif event == "meter_value":
-        data = message.get("data") or {}
-        sampled = meters.get((message.get("transaction_id"), data.get("timestamp")))
-        if sampled is not None:
-            found["e2e.meter_values_to_app"].append((r.t_wall - sampled) * 1000)
 
 
 def latency_summary(records: Iterable[TraceRecord]) -> dict[str, dict[str, float | int]]:

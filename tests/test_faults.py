@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chargetwin.harness.run import run_scenario
+from chargetwin.twin.model.config import Scenario
 from chargetwin.twin.scenario import load_scenario
 from chargetwin.twin.services.faults import FAULTS, check_fault
 from chargetwin.twin.services.settings import Settings
@@ -20,6 +21,7 @@ CAUGHT_BY = {
     "late_session_started": "causality_and_latency",
     "meter_backwards": "meters_monotonic",
     "dropped_message": "no_message_lost",
+    "stale_active_session": "active_session_restored",
 }
 
 
@@ -29,10 +31,22 @@ def test_every_fault_has_its_check() -> None:
         check_fault("typo")
 
 
-@pytest.mark.parametrize("fault", sorted(CAUGHT_BY))
-def test_an_injected_fault_is_caught_by_its_check(fault: str, tmp_path: Path) -> None:
+def _smoke(fault: str) -> Scenario:
+    """The smoke scenario cut to 10 minutes, with what the fault needs to show."""
     scenario = load_scenario("smoke")
     scenario = replace(scenario, run=replace(scenario.run, duration=600.0))
+    if fault == "stale_active_session":
+        # Half of smoke's drivers keep the app open and the others look in every 5 minutes:
+        # its first reopening during a session comes after 10 minutes. When every driver
+        # closes the app and looks in every minute, several reopen during their sessions.
+        app = replace(scenario.fleet.app, keep_open_while_charging=0.0, reopen_interval=60.0)
+        scenario = replace(scenario, fleet=replace(scenario.fleet, app=app))
+    return scenario
+
+
+@pytest.mark.parametrize("fault", sorted(CAUGHT_BY))
+def test_an_injected_fault_is_caught_by_its_check(fault: str, tmp_path: Path) -> None:
+    scenario = _smoke(fault)
     settings = Settings(backend_port=0, cms_port=0, ocpp_port=0, gateway_port=0, inject_fault=fault,
                         database=str(tmp_path / "db.sqlite3"), jwt_secret="fault-test-secret-" + "x" * 48)
     results = asyncio.run(run_scenario(scenario, out=tmp_path / "out", settings=settings, speed=120.0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from trace_testkit import (
     good_session,
     meter_value,
     notification,
+    seed,
     session_error,
     session_started,
     session_stopped,
@@ -22,6 +24,7 @@ from chargetwin.harness.invariants import (
     CHECK_NAMES,
     GroundTruth,
     StationTruth,
+    active_session_restored,
     causality_and_latency,
     consistent_across_hops,
     cost_matches_tariff,
@@ -52,6 +55,8 @@ def _with_map(kit: TraceKit, *, user: int = 1, socket: int = 10) -> TraceKit:
 
 def test_a_conforming_run_passes_every_check() -> None:
     kit = _with_map(good_session())
+    _reopen(kit, 1, 11, 100, 456)  # a second app of the user looks in during the session
+    kit.close(1, 11, 110)
     results = run_checks(kit.records, TRUTH, deadline_s=30)
     assert [r.name for r in results] == list(CHECK_NAMES)
     assert {r.name: [v.message for v in r.violations] for r in results} == {name: [] for name in CHECK_NAMES}
@@ -301,3 +306,91 @@ def test_a_socket_closed_at_publish_time_is_not_owed() -> None:
     kit.receive(1, 11, charger_status(), 300)
     result = no_message_lost(kit.records, grace_s=5)
     assert result.passed and result.checked == 0
+
+
+# --- active_session_restored ------------------------------------------------------------
+
+
+def _active_session(session: int | None) -> dict[str, Any]:
+    """The seed's active_session_update (4.8): with ``session``, or the "No Active Session" one."""
+    if session is None:
+        return dict(seed(812))
+    message = seed(792)
+    message["data"]["session_id"] = session
+    return dict(message)
+
+
+def _reopen(kit: TraceKit, user: int, socket: int, t: float, session: int | None) -> TraceKit:
+    """A new socket of ``user``: ``connected`` at ``t``, then the active session it is told about."""
+    kit.connect(user, socket, t)
+    kit.receive(user, socket, _active_session(session), t + 0.02)
+    return kit
+
+
+def _told(session: int | None, at: float) -> list[tuple[Any, Any]]:
+    """(expected, actual) of each violation when socket 11 reopens at ``at`` and is told ``session``."""
+    kit = _reopen(good_session(), 1, 11, at, session)  # session 456: started at 2, stopped at 240
+    return [(v.expected, v.actual) for v in active_session_restored(kit.records).violations]
+
+
+def test_a_reopened_app_during_the_session_is_told_it() -> None:
+    kit = _reopen(good_session(), 1, 11, 100, 456)
+    result = active_session_restored(kit.records)
+    assert result.passed and result.checked == 1  # socket 10 connected 2 s before the start: a race
+
+
+def test_a_reopened_app_before_and_after_a_session_is_told_none() -> None:
+    kit = _reopen(TraceKit(), 1, 9, 0, None)
+    good_session(kit, t0=100)
+    _reopen(kit, 1, 11, 400, None)
+    result = active_session_restored(kit.records)
+    assert result.passed and result.checked == 2
+
+
+def test_an_active_session_reported_as_none_fails() -> None:
+    assert _told(None, 100) == [({"has_active_session": True, "session_id": 456},
+                                 {"has_active_session": False, "session_id": None})]
+
+
+def test_an_active_session_with_the_wrong_id_fails() -> None:
+    kit = _reopen(good_session(), 1, 11, 100, 457)
+    (violation,) = active_session_restored(kit.records).violations
+    assert violation.actual == {"has_active_session": True, "session_id": 457}
+    assert violation.records[0].socket_id == 11 and "socket 11 of user 1" in violation.message
+
+
+def test_a_session_that_ended_reported_as_active_fails() -> None:
+    assert _told(456, 300) == [({"has_active_session": False, "session_id": None},
+                                {"has_active_session": True, "session_id": 456})]
+
+
+def test_a_socket_that_never_got_an_active_session_update_fails() -> None:
+    kit = good_session()
+    missing = kit.connect(1, 11, 100)
+    (violation,) = active_session_restored(kit.records).violations
+    assert violation.records == (missing,) and violation.actual is None
+    assert "no active_session_update arrived" in violation.message
+
+
+def test_a_socket_closed_or_cut_off_within_the_grace_is_not_judged() -> None:
+    kit = TraceKit()
+    kit.connect(1, 10, 0)
+    kit.close(1, 10, 2)
+    kit.connect(2, 20, 50)
+    kit.receive(2, 20, charger_status(), 52)  # the trace ends 2 s after the connect
+    result = active_session_restored(kit.records, grace_s=5)
+    assert result.passed and result.checked == 0
+    assert len(active_session_restored(kit.records, grace_s=1).violations) == 2
+
+
+def test_only_the_first_update_after_connected_counts() -> None:
+    kit = _reopen(good_session(), 1, 11, 100, None)
+    kit.receive(1, 11, _active_session(456), 101)
+    assert not active_session_restored(kit.records).passed
+
+
+def test_a_start_or_end_racing_the_connect_is_not_judged() -> None:
+    for at, session in ((1, None), (3, None), (6.9, 456), (236, None), (244, 456)):
+        result = active_session_restored(_reopen(good_session(), 1, 11, at, session).records, race_s=5)
+        assert result.passed and result.checked == 0, at
+    assert _told(None, 8) and _told(456, 246)  # just outside the window: judged

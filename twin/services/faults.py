@@ -16,6 +16,8 @@ late_session_started   backend: session_started held back until after the     ca
                        session's first meter_value
 meter_backwards        backend: a session's third meter_value 100 Wh lower    meters_monotonic
 dropped_message        gateway: every third meter_value not forwarded         no_message_lost
+stale_active_session   gateway: ``has_active_session: false, data: null`` on  active_session_restored
+                       connect, even while the user has an active session
 =====================  ====================================================  ======================
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 __all__ = ["BACKEND_FAULTS", "FAULTS", "GATEWAY_FAULTS", "BackendFault", "GatewayFault", "check_fault"]
 
 BACKEND_FAULTS = ("wrong_display", "missing_field", "wrong_user", "late_session_started", "meter_backwards")
-GATEWAY_FAULTS = ("dropped_message",)
+GATEWAY_FAULTS = ("dropped_message", "stale_active_session")
 FAULTS = BACKEND_FAULTS + GATEWAY_FAULTS
 
 Delivery = tuple[str, dict[str, Any]]
@@ -102,7 +104,7 @@ class BackendFault:
 
 
 class GatewayFault:
-    """Decides which Redis messages the gateway does not forward."""
+    """Decides which Redis messages the gateway does not forward, and what it says on connect."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -113,3 +115,7 @@ class GatewayFault:
             return False
         self._meters += 1
         return self._meters % 3 == 0
+
+    def session_on_connect(self, session: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The active session to announce on connect: none at all under ``stale_active_session``."""
+        return None if self.name == "stale_active_session" else session

@@ -289,6 +289,8 @@ class Gateway:
         except messages.SnapshotError as exc:
             log.error("user %d: %s; sending no active session", user_id, exc)
             session = None
+        if self._fault is not None:  # tests only (faults.py)
+            session = self._fault.session_on_connect(session)
         timestamp = format_timestamp(self._clock.now())
         for text in messages.welcome(user_id, timestamp, chargers_json=chargers_json, session=session):
             await connection.send(text)
