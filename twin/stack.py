@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 
 from .clock import SimClock, WallClock
@@ -61,12 +62,22 @@ class Stack:
     for people: the model's drivers never use them. ``app_factory`` makes the
     drivers' app once the services run (default: the model's own
     ``DirectApp``, which bypasses the services).
+
+    ``cms_transport`` carries the backend's calls to the CMS (the stack makes
+    the backend's client over it, with the client's usual defaults, and
+    closes it in :meth:`stop`); ``events_transport`` carries the CMS's events
+    to the backend (the CMS closes it when it stops). Either one replaces the
+    service's own transport, and with it the connection limits set on the
+    client: give the inner transport those limits. None keeps the services'
+    own.
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
                  start: datetime | None = None, reserved_users: int = 0,
                  app_factory: Callable[[Stack], App] | None = None,
-                 ocpp_tap: Callable[[str, str, str], None] | None = None) -> None:
+                 ocpp_tap: Callable[[str, str, str], None] | None = None,
+                 cms_transport: httpx.AsyncBaseTransport | None = None,
+                 events_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
@@ -74,6 +85,8 @@ class Stack:
         self.world = World(scenario, reserved_users=reserved_users)
         self._app_factory = app_factory
         self._ocpp_tap = ocpp_tap
+        self._cms_client = None if cms_transport is None else httpx.AsyncClient(transport=cms_transport)
+        self._events_transport = events_transport
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None
@@ -102,10 +115,11 @@ class Stack:
         stations = [station.spec for station in self.world.network.stations]
         self.redis = aioredis.from_url(self.redis_server.url)
         self.backend = Backend(settings=settings, stations=stations, users=self.users, clock=self.clock,
-                               redis=self.redis)
+                               redis=self.redis, cms=self._cms_client)
         await self.backend.start()
         self.cms = Cms(settings=settings, stations=stations, clock=self.clock,
-                       first_transaction_id=self.backend.service.next_transaction_id(), ocpp_tap=self._ocpp_tap)
+                       first_transaction_id=self.backend.service.next_transaction_id(), ocpp_tap=self._ocpp_tap,
+                       delivery_transport=self._events_transport)
         await self.cms.start()
         self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url)
         await self.gateway.start()
@@ -148,7 +162,7 @@ class Stack:
         await self.backend.stop()
         await asyncio.sleep(downtime)
         self.backend = Backend(settings=self.settings, stations=[s.spec for s in self.world.network.stations],
-                               users=self.users, clock=self.clock, redis=self.redis)
+                               users=self.users, clock=self.clock, redis=self.redis, cms=self._cms_client)
         await self.backend.start()
 
     async def stop(self) -> None:
@@ -163,6 +177,8 @@ class Stack:
                 setattr(self, name, None)
         for task in list(self._tasks):
             task.cancel()
+        if self._cms_client is not None:
+            await self._cms_client.aclose()
         if self.redis is not None:
             await self.redis.aclose()
             self.redis = None
