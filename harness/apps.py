@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 from collections.abc import Callable
 from contextlib import suppress
@@ -30,6 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from ..twin.model import events as ev
 from ..twin.model.entities import Connector, Driver, Session
 from ..twin.model.world import World
+from ._interning import Interner
 
 __all__ = ["AppMetrics", "AppUsers", "Traffic"]
 
@@ -57,12 +57,14 @@ class AppUsers:
     """The apps of every driver of ``world``; install with ``world.app = apps`` before the run."""
 
     def __init__(self, world: World, *, backend_url: str, gateway_url: str, token_for: Callable[[int], str],
-                 on_traffic: Traffic | None = None, timeout_s: float = 30.0) -> None:
+                 on_traffic: Traffic | None = None, timeout_s: float = 30.0,
+                 interner: Interner | None = None) -> None:
         self.world = world
         self._backend = backend_url
         self._gateway = gateway_url
         self._token_for = token_for
         self._on_traffic = on_traffic or (lambda *args: None)
+        self._interner = interner or Interner()  # the copies of a fan-out share one parsed message
         self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sockets: dict[int, tuple[int, asyncio.Task[None]]] = {}
@@ -128,11 +130,11 @@ class AppUsers:
         url = f"{self._gateway}/?token={self._token_for(user_id)}"
         socket: ClientConnection | None = None
         try:
-            socket = await connect(url, ping_interval=None, max_size=None)
+            socket = await connect(url, ping_interval=None, max_size=None, compression=None)
             self._opened()
             async for frame in socket:
                 self.metrics.messages_received += 1
-                message = json.loads(frame)
+                message = self._interner.parse(frame)
                 self._on_traffic("websocket", "receive", message, None, user_id, socket_id)
         except asyncio.CancelledError:
             pass

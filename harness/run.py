@@ -2,13 +2,16 @@
 
 :func:`run_scenario` starts the :class:`~chargetwin.twin.stack.Stack` with
 simulated apps (:class:`~.apps.AppUsers`) for the model's drivers, taps the
-app <-> backend REST calls, every Redis message, every WebSocket message each
-app receives and every OCPP frame into ``trace.ndjson``, runs the scenario
-for its duration at its speed, lets the last messages settle, and then runs
-every check of :mod:`.invariants` over the trace against the model's ground
-truth. It writes ``results.json`` and ``junit.xml`` (:mod:`.results`).
+app <-> backend REST calls, the backend <-> CMS REST calls and the CMS ->
+backend events (at the HTTP transport, :mod:`.http_tap`), every Redis
+message, every WebSocket message each app receives and every OCPP frame into
+``trace.ndjson``, runs the scenario for its duration at its speed, lets the
+last messages settle, and then runs every check of :mod:`.invariants` over
+the trace against the model's ground truth. It writes ``results.json`` and
+``junit.xml`` (:mod:`.results`).
 
-Not tapped yet: the backend <-> CMS REST calls and the CMS -> backend events.
+The backend's answers to the CMS's events are not recorded: the contracts
+know no ``response`` on ``backend:/internal/cms/events`` yet.
 """
 
 from __future__ import annotations
@@ -18,28 +21,33 @@ import bisect
 import json
 import time
 from collections import Counter, defaultdict
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import __version__
-from ..contracts import default_validator
+from ..contracts import UnknownChannelError, Validator, default_validator
 from ..contracts.status import count_classes, station_status
 from ..twin.model import events as ev
 from ..twin.model.config import Scenario
 from ..twin.model.kpi import KpiCollector, percentiles
+from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
+from ._interning import ByIdentity, Interner
 from .apps import AppUsers
+from .http_tap import TappingTransport
 from .invariants import GroundTruth, StationTruth, run_checks
 from .latency import LATENCIES, latency_summary
 from .results import results_document, write_results
-from .trace import TraceRecord, TraceWriter, read_trace
+from .series import default_latency_bucket, latency_over_time, throughput
+from .trace import TraceRecord, TraceWriter, encode_message, read_trace
 
 __all__ = ["SETTLE_S", "run_scenario"]
 
@@ -50,27 +58,34 @@ _OCPP_DIRECTION = {"receive": "send", "send": "receive"}  # the CMS's view -> th
 
 
 class _Taps:
-    """Writes every tapped message as a trace record, stamped with simulated and wall time."""
+    """Writes every tapped message as a trace record, stamped with simulated and wall time.
+
+    A fan-out's copies (one Redis message per connected user, one frame per
+    socket) share one parsed message (:attr:`interner`); each distinct
+    message is validated and encoded once per route (:mod:`._interning`).
+    """
 
     def __init__(self, writer: TraceWriter, stack: Stack) -> None:
         self.writer, self.stack = writer, stack
         self.wall0 = time.monotonic()
         self.counts: Counter[str] = Counter()
         self.violations = 0
-        self._validator = default_validator()
+        self.interner = Interner()
+        validator = default_validator()
+        self._violations = ByIdentity(lambda message, key: _count_violations(validator, message, *key))
+        self._encoded = ByIdentity(lambda message, key: _encode(message))
 
     def record(self, hop: str, channel: str, direction: str, message: Any, *, status: int | None = None,
-               user_id: int | None = None, socket_id: int | None = None, charger_id: str | None = None) -> None:
+               user_id: int | None = None, socket_id: int | None = None, charger_id: str | None = None,
+               request_id: str | None = None) -> None:
         clock = self.stack.clock
         record = TraceRecord(hop=hop, channel=channel, direction=direction, message=message,
                              t_sim=round(clock.sim_seconds(), 3) if clock else 0.0,
                              t_wall=round(time.monotonic() - self.wall0, 4), status=status, user_id=user_id,
-                             socket_id=socket_id, charger_id=charger_id, **_ids(message))
-        self.writer.write(record)
+                             socket_id=socket_id, charger_id=charger_id, request_id=request_id, **_ids(message))
+        self.writer.write(record, message_json=self._encoded.get(message))
         self.counts[hop] += 1
-        with suppress(Exception):  # an unknown channel is judged by the checks, not here
-            self.violations += len(self._validator.validate(message, channel=channel, direction=direction,
-                                                             status=status))
+        self.violations += self._violations.get(message, (_route_key(channel), channel, direction, status))
 
     def app(self, channel: str, direction: str, message: Any, status: int | None, user_id: int,
             socket_id: int | None) -> None:
@@ -84,6 +99,34 @@ class _Taps:
             message = frame
         self.record("ocpp", f"ocpp:{charge_point_id}", _OCPP_DIRECTION.get(direction, direction), message,
                     charger_id=charge_point_id)
+
+    def http(self, hop: str, channel: str, direction: str, message: Any, status: int | None,
+             request_id: str) -> None:
+        """A backend <-> CMS exchange (an :class:`~.http_tap.ExchangeTap`), with the charger a body names."""
+        charger = message.get("charger_id") if isinstance(message, dict) else None
+        self.record(hop, channel, direction, message, status=status, request_id=request_id,
+                    charger_id=charger if isinstance(charger, str) else None)
+
+
+def _encode(message: Any) -> str:
+    """The message's JSON; one JSON cannot hold (NaN parsed from a frame) goes in as text, for the checks to flag."""
+    try:
+        return encode_message(message)
+    except (TypeError, ValueError):
+        return encode_message(f"not JSON: {message!r}")
+
+
+def _route_key(channel: str) -> str:
+    """What the validator's verdict depends on: a Redis channel's kind, not its user."""
+    return channel.rpartition(":")[2] if channel.startswith("redis:") else channel
+
+
+def _count_violations(validator: Validator, message: Any, _route: str, channel: str, direction: str,
+                      status: int | None) -> int:
+    try:
+        return len(validator.validate(message, channel=channel, direction=direction, status=status))
+    except UnknownChannelError:  # judged by the checks after the run, not here
+        return 0
 
 
 def _ids(message: Any) -> dict[str, Any]:
@@ -152,10 +195,7 @@ async def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> None:
         ready.set()
         async for item in pubsub.listen():
             if item["type"] == "pmessage":
-                try:
-                    message: Any = json.loads(item["data"])
-                except ValueError:
-                    message = item["data"].decode(errors="replace")
+                message = taps.interner.parse(item["data"])
                 taps.record("redis", f"redis:{item['channel'].decode()}", "publish", message)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -174,7 +214,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
 
     def apps(stack: Stack) -> AppUsers:
         users = AppUsers(stack.world, backend_url=stack.urls.backend, gateway_url=stack.urls.gateway,
-                         token_for=stack.token, on_traffic=holder["taps"].app)
+                         token_for=stack.token, on_traffic=holder["taps"].app, interner=holder["taps"].interner)
         holder["apps"] = users
         return users
 
@@ -182,7 +222,16 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         if "taps" in holder:
             holder["taps"].ocpp(charge_point_id, direction, frame)
 
-    stack = Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap)
+    def http_tap(hop: str, channel: str, direction: str, message: Any, status: int | None, request_id: str) -> None:
+        if "taps" in holder:
+            holder["taps"].http(hop, channel, direction, message, status, request_id)
+
+    delivery = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=MAX_IN_FLIGHT,
+                                                             max_keepalive_connections=MAX_IN_FLIGHT))
+    stack = Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap,
+                  cms_transport=TappingTransport(http_tap, hop="backend-cms", channel_prefix="cms:"),
+                  events_transport=TappingTransport(http_tap, hop="cms-backend", channel_prefix="backend:",
+                                                    inner=delivery, responses=False))
     stack.world.subscribe(truth)
     kpis = KpiCollector(stack.world)
     stack.world.subscribe(kpis)
@@ -194,11 +243,13 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
             ready = asyncio.Event()
             tap = asyncio.get_running_loop().create_task(_tap_redis(stack.urls.redis, taps, ready))
             await asyncio.wait_for(ready.wait(), 10)
-            await _run_for(stack, scenario.run.duration, taps, holder.get("apps"), console)
+            samples = await _run_for(stack, scenario.run.duration, taps, holder.get("apps"), console)
             assert stack.runner is not None
             lags = list(stack.runner.lags)
             await stack.runner.stop()  # freeze the model; what is in flight arrives
             await asyncio.sleep(SETTLE_S)
+            backlog = {**percentiles(samples, digits=0), "at_end": samples[-1] if samples else 0,
+                       "after_settle": _backlog(stack)}
             stations = _stations(stack)
             if holder.get("apps") is not None:
                 await holder["apps"].close(record=False)
@@ -215,8 +266,9 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     ground = GroundTruth(energy_wh=truth.energy_by_app_session(records, offset), stations=stations,
                          tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations})
     checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s)
-    metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, len(records))
+    metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, records, backlog)
     metrics["latency_ms"] = latency_summary(records)
+    metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration))
     thresholds = _thresholds(scenario, checks, metrics)
     document = results_document(
         checks, scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed,
@@ -226,36 +278,49 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     return document
 
 
+def _backlog(stack: Stack) -> int:
+    """CMS events queued or in flight to the backend: the first queue to grow when the stack saturates."""
+    delivery = stack.cms.delivery if stack.cms is not None else None
+    return delivery.pending if delivery is not None else 0
+
+
 async def _run_for(stack: Stack, duration: float, taps: _Taps, apps: AppUsers | None,
-                   console: Console | None) -> None:
+                   console: Console | None) -> list[int]:
+    """Wait out the scenario's duration, showing progress; the CMS's event backlog every half second."""
     assert stack.clock is not None
-    clock = stack.clock
-    if console is None:
+    clock, backlog = stack.clock, []
+    with ExitStack() as exit_stack:
+        progress = None
+        if console is not None:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
+                       TimeElapsedColumn())
+            progress = exit_stack.enter_context(Progress(*columns, console=console, transient=True))
+            task = progress.add_task(f"running {stack.scenario.name}", total=duration, state="")
         while clock.sim_seconds() < duration:
             await asyncio.sleep(min(0.5, (duration - clock.sim_seconds()) / clock.speed + 0.01))
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"running {stack.scenario.name}", total=duration, state="")
-        while clock.sim_seconds() < duration:
-            await asyncio.sleep(0.5)
-            sessions = apps.metrics.starts_accepted if apps else 0
-            progress.update(task, completed=min(duration, clock.sim_seconds()),
-                            state=f"simulated {clock.now():%H:%M}  sessions {sessions}  "
-                                  f"messages {sum(taps.counts.values()):,}  violations {taps.violations}")
+            backlog.append(_backlog(stack))
+            if progress is not None:
+                sessions = apps.metrics.starts_accepted if apps else 0
+                progress.update(task, completed=min(duration, clock.sim_seconds()),
+                                state=f"simulated {clock.now():%H:%M}  sessions {sessions}  "
+                                      f"messages {sum(taps.counts.values()):,}  violations {taps.violations}  "
+                                      f"CMS backlog {backlog[-1]}")
+    return backlog
 
 
 def _metrics(taps: _Taps, apps: AppUsers | None, gateway: Any, lags: list[float], kpis: KpiCollector,
-             wall: float, records: int) -> dict[str, Any]:
+             wall: float, records: list[TraceRecord], backlog: dict[str, Any]) -> dict[str, Any]:
     return {
         "wall_seconds": round(wall, 2),
-        "messages_checked": records,
+        "messages_checked": len(records),
+        "messages_per_second": round(len(records) / wall, 1) if wall > 0 else 0.0,
         "messages_per_hop": dict(taps.counts),
         "clock_lag_s": percentiles(lags, digits=4),
+        "cms_event_backlog": backlog,
         "apps": None if apps is None else asdict(apps.metrics),
         "gateway": None if gateway is None else asdict(gateway),
         "model": kpis.result(),
+        "throughput": throughput(records),
     }
 
 
@@ -264,6 +329,10 @@ def _thresholds(scenario: Scenario, checks: list[Any], metrics: dict[str, Any]) 
     violations = sum(len(c.violations) for c in checks)
     if violations > spec.max_violations:
         failed.append(f"{violations} violations > max_violations {spec.max_violations}")
+    backlog = metrics["cms_event_backlog"]
+    if backlog["after_settle"]:
+        failed.append(f"the stack saturated: {backlog['after_settle']:,} CMS events still undelivered "
+                      f"{SETTLE_S:g} s after the end (backlog peaked at {backlog['max']:,}); try a lower --speed")
     lag = metrics["clock_lag_s"]["p99"]
     if spec.max_clock_lag_p99_s is not None and lag > spec.max_clock_lag_p99_s:
         failed.append(f"clock lag p99 {lag:.2f} s > {spec.max_clock_lag_p99_s} s")

@@ -30,6 +30,7 @@ __all__ = [
     "TRACE_FORMAT",
     "TraceRecord",
     "TraceWriter",
+    "encode_message",
     "encode_record",
     "from_record",
     "parse_trace_line",
@@ -97,14 +98,30 @@ class TraceRecord:
         return data
 
 
-def encode_record(record: TraceRecord) -> str:
-    """One NDJSON line (with its newline); :class:`TraceError` for a hop or value JSON cannot hold."""
+def encode_record(record: TraceRecord, *, message_json: str | None = None) -> str:
+    """One NDJSON line (with its newline); :class:`TraceError` for a hop or value JSON cannot hold.
+
+    ``message_json``: the message already encoded by :func:`encode_message` (the copies of a
+    fan-out are encoded once); the line is the same as without it.
+    """
     if record.hop not in _HOP_SET:
         raise TraceError(f"unknown hop {record.hop!r}; use one of {', '.join(HOPS)}")
+    head = record.to_dict()
+    message = head.pop("message")
     try:
-        return json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+        text = _dumps(head)
+        return f"{text[:-1]},\"message\":{message_json or encode_message(message)}}}\n"
     except (TypeError, ValueError) as error:
         raise TraceError(f"record on {record.channel!r} is not JSON: {error}") from None
+
+
+def encode_message(message: Any) -> str:
+    """A message as the trace writes it (compact JSON); TypeError or ValueError if it is not JSON."""
+    return _dumps(message)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 class TraceWriter:
@@ -122,12 +139,12 @@ class TraceWriter:
                                           buffering=buffer_bytes)
         self.records_written = 0
 
-    def write(self, record: TraceRecord) -> None:
-        """Append one record."""
+    def write(self, record: TraceRecord, *, message_json: str | None = None) -> None:
+        """Append one record (``message_json``: see :func:`encode_record`)."""
         if self._file is None:
             raise TraceError("the trace writer is closed; records written after close would be lost",
                              source=self.path)
-        self._file.write(encode_record(record))
+        self._file.write(encode_record(record, message_json=message_json))
         self.records_written += 1
 
     def write_many(self, records: Iterable[TraceRecord]) -> None:

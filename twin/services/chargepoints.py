@@ -211,7 +211,8 @@ class SimulatedChargePoint:
         delay, failures = self._reconnect[0], 0
         while True:
             try:
-                async with connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)],
+                # no permessage-deflate: OCPP frames are small, and compressing each costs more than it saves
+                async with connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None,
                                    open_timeout=self._call_timeout, close_timeout=1.0) as websocket:
                     delay, failures = self._reconnect[0], 0
                     await self._serve(websocket)
