@@ -7,10 +7,12 @@ malformed message, they answer ``None`` or an empty mapping.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from ._interning import ByIdentity
 from .trace import TraceRecord
 
 SESSION_END_EVENTS = frozenset({"session_stopped", "session_completed", "session_error"})
@@ -71,6 +73,24 @@ def socket_user(record: TraceRecord) -> int | None:
 def canonical(message: Any) -> str:
     """One text per JSON value, whatever its key order: equal texts, equal messages."""
     return json.dumps(message, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(message: Any) -> bytes:
+    """A short digest of :func:`canonical`: equal digests, equal messages (128 bits: no collision in a run).
+
+    Remembered per message object, so a fan-out's copies (read into one
+    object) are encoded once, and the indexes keyed by it stay small.
+    """
+    return _FINGERPRINTS.get(message)
+
+
+_FINGERPRINTS: ByIdentity[bytes] = ByIdentity(
+    lambda message, _: hashlib.blake2b(canonical(message).encode(), digest_size=16).digest(), size=4096)
+
+
+def route_key(channel: str) -> str:
+    """What the contracts' verdict on a message depends on: a Redis channel's kind, not its user."""
+    return channel.rpartition(":")[2] if channel.startswith("redis:") else channel
 
 
 def successful_start(record: TraceRecord) -> int | None:

@@ -22,22 +22,26 @@ _V = TypeVar("_V")
 class Interner:
     """``parse(text)``: ``json.loads(text)``, the same object for the same text while it is remembered.
 
-    Text that is not JSON parses to itself (the checks judge it). Callers
-    must not mutate what they get back: copies share it.
+    Text that is not JSON parses to itself (the checks judge it), or, with
+    ``strict``, raises ValueError (NaN and Infinity included: they are not
+    JSON). Callers must not mutate what they get back: copies share it.
     """
 
-    def __init__(self, *, size: int = 1024) -> None:
+    def __init__(self, *, size: int = 1024, strict: bool = False) -> None:
         self._size = size
+        self._strict = strict
         self._parsed: dict[str, Any] = {}
 
     def parse(self, text: str | bytes) -> Any:
         if isinstance(text, bytes):
-            text = text.decode(errors="replace")
+            text = text.decode() if self._strict else text.decode(errors="replace")
         parsed = self._parsed.get(text, _MISSING)
         if parsed is _MISSING:
             try:
-                parsed = json.loads(text)
+                parsed = json.loads(text, parse_constant=_no_constant) if self._strict else json.loads(text)
             except ValueError:
+                if self._strict:
+                    raise
                 parsed = text
             if len(self._parsed) >= self._size:
                 del self._parsed[next(iter(self._parsed))]  # the oldest: dicts keep insertion order
@@ -66,3 +70,7 @@ class ByIdentity(Generic[_V]):
 
 
 _MISSING: Any = object()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from chargetwin.contracts import UnknownChannelError, Validator, default_validator
+from chargetwin.contracts import UnknownChannelError, Validator, Violation, default_validator
 
 from ._access import (
     SESSION_END_EVENTS,
@@ -29,13 +29,16 @@ from ._access import (
     canonical,
     data_of,
     describe,
+    fingerprint,
     is_session_update,
     is_ws_receive,
     message_dict,
     redis_user,
+    route_key,
     session_of,
     successful_start,
 )
+from ._interning import ByIdentity
 from .trace import TraceRecord
 
 __all__ = [
@@ -145,27 +148,40 @@ def _violation(check: str, message: str, *records: TraceRecord, expected: Any = 
 # --- schema_and_rules ------------------------------------------------------------------
 
 
-def schema_and_rules(records: Records, *, validator: Validator | None = None) -> CheckResult:
+def schema_and_rules(records: Iterable[TraceRecord], *, validator: Validator | None = None) -> CheckResult:
     """Every record against the contracts (schema, semantic rules, routing): ``chargetwin validate``'s verdict.
 
     A record on a channel or direction no contract covers (which ``validate``
     reports as unreadable) is a violation with rule ``unknown_channel``.
+    ``records`` is read once, so it may be a stream; records sharing one
+    message object (a fan-out's copies, see :func:`~.trace.read_trace`) on
+    the same kind of route are validated once.
     """
     validator = validator or default_validator()
+    verdicts = ByIdentity(lambda message, key: _validate(validator, message, *key))
     found: list[InvariantViolation] = []
+    checked = 0
     for record in records:
-        try:
-            violations = validator.validate(record.message, channel=record.channel,
-                                            direction=record.direction, status=record.status)
-        except UnknownChannelError as error:
-            found.append(InvariantViolation("schema_and_rules", str(error), record.hop, (record,),
+        checked += 1
+        violations = verdicts.get(record.message, (route_key(record.channel), record.channel, record.direction,
+                                                   record.status))
+        if isinstance(violations, UnknownChannelError):
+            found.append(InvariantViolation("schema_and_rules", str(violations), record.hop, (record,),
                                             rule="unknown_channel", pointer=""))
             continue
         for v in violations:
             found.append(InvariantViolation(
                 "schema_and_rules", f"{v.rule} at {v.pointer or '(whole message)'}: {v.message}",
                 record.hop, (record,), v.expected, v.actual, rule=v.rule, pointer=v.pointer))
-    return CheckResult("schema_and_rules", len(records), found)
+    return CheckResult("schema_and_rules", checked, found)
+
+
+def _validate(validator: Validator, message: Any, _route: str, channel: str, direction: str,
+              status: int | None) -> list[Violation] | UnknownChannelError:
+    try:
+        return validator.validate(message, channel=channel, direction=direction, status=status)
+    except UnknownChannelError as error:
+        return error
 
 
 # --- causality_and_latency --------------------------------------------------------------
@@ -376,7 +392,7 @@ def isolation(records: Records) -> CheckResult:
     """
     name = "isolation"
     owner: dict[int, int] = {}
-    published_to: dict[str, set[int]] = {}
+    published_to: dict[bytes, set[int]] = {}
     for record in records:
         if record.hop == "redis":
             user = redis_user(record.channel)
@@ -386,7 +402,7 @@ def isolation(records: Records) -> CheckResult:
             if message.get("type") == "session_update" and (session := session_of(record)) is not None:
                 owner.setdefault(session, user)
             elif message.get("type") in _USER_CONTENT_TYPES:
-                published_to.setdefault(canonical(message), set()).add(user)
+                published_to.setdefault(fingerprint(message), set()).add(user)
         elif (session := successful_start(record)) is not None and record.user_id is not None:
             owner.setdefault(session, record.user_id)
     found: list[InvariantViolation] = []
@@ -416,7 +432,7 @@ def _foreign(record: TraceRecord, message: Mapping[str, Any], owner: Mapping[int
         stated = as_int(message.get("userId"))
         return stated if stated is not None and stated != user else None
     if kind != "session_update":
-        users = published_to.get(canonical(message))
+        users = published_to.get(fingerprint(message))
         if users is not None and user not in users:
             return min(users)
     session = session_of(record)
@@ -637,19 +653,19 @@ def no_message_lost(records: Records, *, grace_s: float = 5.0) -> CheckResult:
     """
     name = "no_message_lost"
     sockets: dict[int, _Socket] = {}
-    received: Counter[tuple[int, str]] = Counter()
-    published: dict[int, list[tuple[float, str, TraceRecord]]] = {}
+    received: Counter[tuple[int, bytes]] = Counter()
+    published: dict[int, list[tuple[float, bytes, TraceRecord]]] = {}
     t_end = 0.0
     for record in records:
         t_end = max(t_end, record.t_sim)
         if record.hop == "redis":
             user = redis_user(record.channel)
             if user is not None:
-                published.setdefault(user, []).append((record.t_sim, canonical(record.message), record))
+                published.setdefault(user, []).append((record.t_sim, fingerprint(record.message), record))
         elif record.hop == "gateway-app" and record.socket_id is not None:
             _note_socket(record, sockets, received)
-    owed: Counter[tuple[int, str]] = Counter()
-    example: dict[tuple[int, str], TraceRecord] = {}
+    owed: Counter[tuple[int, bytes]] = Counter()
+    example: dict[tuple[int, bytes], TraceRecord] = {}
     users: dict[int, list[tuple[int, _Socket]]] = {}
     for socket_id, socket in sockets.items():
         users.setdefault(socket.user, []).append((socket_id, socket))
@@ -667,7 +683,7 @@ def no_message_lost(records: Records, *, grace_s: float = 5.0) -> CheckResult:
     return CheckResult(name, owed.total(), found)
 
 
-def _note_socket(record: TraceRecord, sockets: dict[int, _Socket], received: Counter[tuple[int, str]]) -> None:
+def _note_socket(record: TraceRecord, sockets: dict[int, _Socket], received: Counter[tuple[int, bytes]]) -> None:
     socket_id = record.socket_id
     assert socket_id is not None
     if record.direction == "close":
@@ -682,7 +698,7 @@ def _note_socket(record: TraceRecord, sockets: dict[int, _Socket], received: Cou
         if user is not None:
             sockets[socket_id] = _Socket(user, record.t_sim)
         return
-    received[socket_id, canonical(record.message)] += 1
+    received[socket_id, fingerprint(record.message)] += 1
 
 
 # --- active_session_restored ------------------------------------------------------------
@@ -818,10 +834,15 @@ def _restored(name: str, socket_id: int, welcome: _Welcome, active: set[int]) ->
 
 def run_checks(records: Records, truth: GroundTruth, *, deadline_s: float, tolerance_wh: float = 10.0,
                lag_s: float = 60.0, cost_tolerance: float = 0.01, grace_s: float = 5.0,
-               race_s: float = 5.0, validator: Validator | None = None) -> list[CheckResult]:
-    """Every check of :data:`CHECK_NAMES`, in that order, over one trace."""
+               race_s: float = 5.0, validator: Validator | None = None,
+               schema: CheckResult | None = None) -> list[CheckResult]:
+    """Every check of :data:`CHECK_NAMES`, in that order, over one trace.
+
+    ``schema``: the result of :func:`schema_and_rules`, when the caller ran it
+    already (while streaming the trace in, say).
+    """
     return [
-        schema_and_rules(records, validator=validator),
+        schema or schema_and_rules(records, validator=validator),
         causality_and_latency(records, deadline_s=deadline_s),
         consistent_across_hops(records),
         isolation(records),

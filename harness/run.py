@@ -21,6 +21,7 @@ import bisect
 import json
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -40,10 +41,11 @@ from ..twin.model.kpi import KpiCollector, percentiles
 from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
+from ._access import route_key
 from ._interning import ByIdentity, Interner
 from .apps import AppUsers
 from .http_tap import TappingTransport
-from .invariants import GroundTruth, StationTruth, run_checks
+from .invariants import CheckResult, GroundTruth, StationTruth, run_checks, schema_and_rules
 from .latency import LATENCIES, latency_summary
 from .results import results_document, write_results
 from .series import default_latency_bucket, latency_over_time, throughput
@@ -85,7 +87,7 @@ class _Taps:
                              socket_id=socket_id, charger_id=charger_id, request_id=request_id, **_ids(message))
         self.writer.write(record, message_json=self._encoded.get(message))
         self.counts[hop] += 1
-        self.violations += self._violations.get(message, (_route_key(channel), channel, direction, status))
+        self.violations += self._violations.get(message, (route_key(channel), channel, direction, status))
 
     def app(self, channel: str, direction: str, message: Any, status: int | None, user_id: int,
             socket_id: int | None) -> None:
@@ -114,11 +116,6 @@ def _encode(message: Any) -> str:
         return encode_message(message)
     except (TypeError, ValueError):
         return encode_message(f"not JSON: {message!r}")
-
-
-def _route_key(channel: str) -> str:
-    """What the validator's verdict depends on: a Redis channel's kind, not its user."""
-    return channel.rpartition(":")[2] if channel.startswith("redis:") else channel
 
 
 def _count_violations(validator: Validator, message: Any, _route: str, channel: str, direction: str,
@@ -261,11 +258,11 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         finally:
             await stack.stop()
     wall = time.monotonic() - started
-    records = list(read_trace(trace_path))
+    records, schema = _read_for_checks(trace_path)
     offset = 0.0
     ground = GroundTruth(energy_wh=truth.energy_by_app_session(records, offset), stations=stations,
                          tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations})
-    checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s)
+    checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s, schema=schema)
     metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, records, backlog)
     metrics["latency_ms"] = latency_summary(records)
     metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration))
@@ -276,6 +273,39 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         metrics=metrics, versions={"chargetwin": __version__}, thresholds_failed=thresholds)
     write_results(out, document, checks)
     return document
+
+
+def _read_for_checks(path: Path) -> tuple[list[TraceRecord], CheckResult]:
+    """The trace, each record checked against the contracts as it is read; kept trimmed for the other checks.
+
+    A ``charger_list_update`` holds every station (about 150 KB for a city)
+    and every app gets one per connect: the records kept hold only what
+    the cross-message checks read of it (:func:`_trimmed`), the contracts
+    saw it whole.
+    """
+    kept: list[TraceRecord] = []
+
+    def stream() -> Iterator[TraceRecord]:
+        for record in read_trace(path):
+            yield record
+            kept.append(_trimmed(record))
+
+    schema = schema_and_rules(stream())
+    return kept, schema
+
+
+_MAP_KEYS = ("station_id", "station_status", "available_connectors", "total_connectors")
+
+
+def _trimmed(record: TraceRecord) -> TraceRecord:
+    """``record``, a ``charger_list_update``'s stations cut down to the keys of :data:`_MAP_KEYS`."""
+    message = record.message
+    if not (isinstance(message, dict) and message.get("type") == "charger_list_update"
+            and isinstance(data := message.get("data"), dict) and isinstance(data.get("chargers"), list)):
+        return record
+    chargers = [{key: entry[key] for key in _MAP_KEYS if key in entry} if isinstance(entry, dict) else entry
+                for entry in data["chargers"]]
+    return replace(record, message={**message, "data": {**data, "chargers": chargers}})
 
 
 def _backlog(stack: Stack) -> int:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import IO, Any, Final
 
 from chargetwin.contracts.exceptions import RecordError
 from chargetwin.contracts.records import Record, iter_lines, parse_record
 
+from ._interning import Interner
 from .exceptions import TraceError
 
 __all__ = [
@@ -223,8 +224,37 @@ def _is_number(value: Any) -> bool:
 
 
 def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceRecord]:
-    """Every record of a trace file, in order; :class:`TraceError` at the first unreadable line."""
+    """Every record of a trace file, in order; :class:`TraceError` at the first unreadable line.
+
+    Equal messages (a fan-out's copies) are read into one shared object: do
+    not mutate the messages of the records.
+    """
     source = os.fspath(path)
+    messages = Interner(strict=True)
     with open(source, "rb") as stream:
         for line, raw in iter_lines(stream):
-            yield parse_trace_line(raw, source=source, line=line)
+            yield _read_written_line(raw, messages, source=source, line=line) or parse_trace_line(
+                raw, source=source, line=line)
+
+
+_MESSAGE_KEY: Final = b',"message":'
+
+
+def _read_written_line(raw: bytes, messages: Interner, *, source: str, line: int) -> TraceRecord | None:
+    """A line as :class:`TraceWriter` writes it (the message last), its message shared; None for any other line.
+
+    A ``"`` inside a JSON string is escaped, so the first ``,"message":`` of
+    a line whose other values are scalars is the top-level key. Anything
+    unexpected gives None, and the caller parses the line in full (with its
+    error messages).
+    """
+    cut = raw.find(_MESSAGE_KEY)
+    end = raw.rstrip()
+    if cut < 0 or not end.endswith(b"}"):
+        return None
+    try:
+        head = parse_record(raw[:cut] + b',"message":null}', source=source, line=line)
+        message = messages.parse(end[cut + len(_MESSAGE_KEY):-1])
+        return from_record(replace(head, message=message))
+    except (RecordError, TraceError, ValueError, RecursionError):
+        return None

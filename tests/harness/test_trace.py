@@ -112,3 +112,42 @@ def test_an_unknown_channel_fails_both(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     (violation,) = schema_and_rules(kit.records).violations
     assert violation.rule == "unknown_channel" and violation.hop == "redis"
+
+
+def test_a_fan_outs_copies_are_read_into_one_message(tmp_path: Path) -> None:
+    update = {"type": "charger_status_update", "station_id": "STATION001", "data": {"display": "3/4"}}
+    copies = [TraceRecord("redis", f"redis:user:{user}:charger_updates", "publish", dict(update), 1.0, 0.01)
+              for user in (1, 2, 3)]
+    _write(tmp_path / "t.ndjson", [*copies, OCPP_CALL])
+    back = list(read_trace(tmp_path / "t.ndjson"))
+    assert [r.channel for r in back[:3]] == [c.channel for c in copies]
+    assert back[0].message == update and back[0].message is back[1].message is back[2].message
+    assert back[3].message == OCPP_CALL.message
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    # written by someone else: the message is not the last key
+    ('{"trace_format":1,"hop":"redis","t_sim":0,"t_wall":0,"channel":"websocket","direction":"receive",'
+     '"message":{"type":"connected"},"user_id":7}', None),
+    ('{"trace_format":1,"hop":"redis","t_sim":0,"t_wall":0,"channel":"websocket","direction":"receive",'
+     '"message":{"value":NaN}}', "NaN"),
+    ('{"trace_format":1,"hop":"redis","t_sim":0,"t_wall":0,"channel":"websocket","direction":"receive",'
+     '"message":{"type":"conn', "not valid JSON"),
+])
+def test_lines_off_the_writers_pattern_are_read_in_full(tmp_path: Path, line: str, problem: str | None) -> None:
+    path = tmp_path / "t.ndjson"
+    path.write_text(line + "\n", encoding="utf-8")
+    if problem is None:
+        (record,) = read_trace(path)
+        assert record.message == {"type": "connected"} and record.user_id == 7
+    else:
+        with pytest.raises(TraceError, match=problem):
+            list(read_trace(path))
+
+
+def test_a_message_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.ndjson"
+    path.write_bytes(b'{"trace_format":1,"hop":"redis","t_sim":0,"t_wall":0,"channel":"websocket",'
+                     b'"direction":"receive","message":{"t":"\xff"}}\n')
+    with pytest.raises(TraceError, match="UTF-8"):
+        list(read_trace(path))
