@@ -30,6 +30,7 @@ __all__ = [
     "CMS_EVENTS_CHANNEL",
     "DIRECTIONS",
     "ENDPOINTS",
+    "ERROR_SCHEMA",
     "EVENT_TYPES",
     "MESSAGE_SCHEMAS",
     "OCPP_CHANNEL_PREFIX",
@@ -45,6 +46,10 @@ SCHEMA_BASE = "https://chargetwin.example/contracts/schemas/"
 """Base of every schema ``$id``; ``SCHEMA_BASE + name + ".schema.json"``."""
 
 
+ERROR_SCHEMA = "rest/error"
+"""The error envelope of every REST answer (DESIGN ruling 6)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One HTTP endpoint: the schemas of its request, success and error bodies."""
@@ -53,7 +58,7 @@ class Endpoint:
     path: str
     request: str
     response: str
-    error: str = "rest/error"
+    error: str = ERROR_SCHEMA
     spec: str = ""
 
     @property
@@ -116,7 +121,7 @@ OCPP_FRAME_SCHEMA = "ocpp/frame"
 
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "http": ("request", "response"),
-    "cms_events": ("request",),
+    "cms_events": ("request", "response"),
     "websocket": ("receive", "send", "close"),
     "redis": ("publish",),
     "ocpp": ("send", "receive"),

@@ -39,6 +39,7 @@ _SPEC_ROUTING = {
     "message_is_object": "4. Node.js Gateway -> Mobile App (WebSocket)",
     "message_type_known": "4. Node.js Gateway -> Mobile App (WebSocket)",
     "message_event_known": "4. Node.js Gateway -> Mobile App (WebSocket)",
+    "event_answer_empty": "5. Example 2: Real-time Meter Value Updates (CMS -> backend internal event; docs/stack.md)",
 }
 """Spec sections of the routing checks (the schema and semantic rules carry their own)."""
 
@@ -119,6 +120,8 @@ class Validator:
                 f"direction {direction!r} is not known on channel {channel!r}; "
                 f"use one of {', '.join(route.directions)}"
             )
+        if route.kind == "cms_events" and direction == "response":
+            return self._validate_cms_event_answer(message, status)
         if not isinstance(message, dict):
             if route.kind == "ocpp":  # an OCPP-J frame is a JSON array
                 return self.check(catalog.OCPP_FRAME_SCHEMA, message)
@@ -187,6 +190,18 @@ class Validator:
                                   f"the error envelope goes with 4xx/5xx, success with 2xx",
                                   expected, status))
         return found
+
+    def _validate_cms_event_answer(self, message: Any, status: int | None) -> list[Violation]:
+        """The backend's answer to an event: 202 and no body, or an error envelope with 4xx/5xx (stack.md)."""
+        if status is not None and status < 400:
+            if message is None:
+                return []
+            return [_routing("event_answer_empty", "", "an accepted CMS event is answered with no body",
+                             None, type(message).__name__)]
+        if not isinstance(message, dict):
+            return [_routing("message_is_object", "", "a refused CMS event is answered with the error envelope",
+                             "object", type(message).__name__)]
+        return self.check(catalog.ERROR_SCHEMA, message)
 
     def _validate_cms_event(self, message: dict[str, Any]) -> list[Violation]:
         event = message.get("event")

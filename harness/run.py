@@ -228,7 +228,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     stack = Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap,
                   cms_transport=TappingTransport(http_tap, hop="backend-cms", channel_prefix="cms:"),
                   events_transport=TappingTransport(http_tap, hop="cms-backend", channel_prefix="backend:",
-                                                    inner=delivery, responses=False))
+                                                    inner=delivery))
     stack.world.subscribe(truth)
     kpis = KpiCollector(stack.world)
     stack.world.subscribe(kpis)

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import StreamingResponse
 
-from chargetwin.contracts import UnknownChannelError, default_validator
+from chargetwin.contracts import default_validator
 from chargetwin.contracts.catalog import CMS_EVENTS_CHANNEL
 from chargetwin.harness.http_tap import TappingTransport, parse_body
 from chargetwin.twin.services._http import EmbeddedHttpServer, bind
@@ -231,10 +231,16 @@ def test_events_are_tapped_as_requests_and_the_response_is_handed_on_untouched()
     assert default_validator().validate(EVENT, channel=CMS_EVENTS_CHANNEL, direction="request") == []
 
 
-def test_the_contracts_still_know_no_response_to_an_event() -> None:
-    """When this fails, the contracts learned the answer to an event: tap it (``responses=True`` in run.py)."""
-    with pytest.raises(UnknownChannelError):
-        default_validator().validate(None, channel=CMS_EVENTS_CHANNEL, direction="response", status=202)
+@pytest.mark.parametrize(("answer", "status", "rules"), [
+    (None, 202, []),
+    ({"accepted": True}, 202, ["event_answer_empty"]),
+    ({"success": False, "error": "Invalid request body", "message": "/event: unknown"}, 422, []),
+    ("Unauthorized", 401, ["message_is_object"]),
+])
+def test_the_answer_to_an_event_is_empty_or_the_error_envelope(answer: object, status: int,
+                                                              rules: list[str]) -> None:
+    found = default_validator().validate(answer, channel=CMS_EVENTS_CHANNEL, direction="response", status=status)
+    assert [v.rule for v in found] == rules
 
 
 def test_closing_the_tap_closes_the_inner_transport() -> None:
