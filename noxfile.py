@@ -55,3 +55,5 @@ def bench(session: nox.Session) -> None:
     session.install(".[test]")
     session.run("python", "benchmarks/bench_validation.py", *session.posargs)
     session.run("python", "benchmarks/bench_model.py", *session.posargs)
+    session.run("python", "benchmarks/bench_fanout.py")
+    session.run("python", "benchmarks/bench_http.py")

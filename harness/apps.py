@@ -35,6 +35,9 @@ __all__ = ["AppMetrics", "AppUsers", "Traffic"]
 
 _LOG = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 64
+"""REST calls of all apps in flight at once (the HTTP client's connections)."""
+
 Traffic = Callable[[str, str, Any, int | None, int, int | None], None]
 """``on_traffic(channel, direction, message, status, user_id, socket_id)``."""
 
@@ -65,7 +68,9 @@ class AppUsers:
         self._token_for = token_for
         self._on_traffic = on_traffic or (lambda *args: None)
         self._interner = interner or Interner()  # the copies of a fan-out share one parsed message
-        self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=64))
+        self._http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=MAX_IN_FLIGHT))
+        # Requests queued inside httpcore's pool cost time quadratic in their number: queue them here.
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sockets: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._socket_ids = itertools.count(1)
@@ -90,11 +95,12 @@ class AppUsers:
     async def _post(self, user_id: int, path: str, body: dict[str, Any], outcome: simpy.Event, *,
                     start: bool) -> None:
         channel = f"backend:{path}"
-        self._on_traffic(channel, "request", body, None, user_id, None)
         accepted = False
         try:
-            answer = await self._http.post(self._backend + path, json=body,
-                                           headers={"Authorization": f"Bearer {self._token_for(user_id)}"})
+            async with self._in_flight:  # the request leaves the phone (and is tapped) once a connection is free
+                self._on_traffic(channel, "request", body, None, user_id, None)
+                answer = await self._http.post(self._backend + path, json=body,
+                                               headers={"Authorization": f"Bearer {self._token_for(user_id)}"})
         except httpx.HTTPError as error:
             self.metrics.request_errors += 1
             _LOG.warning("app of user %d: %s failed: %s", user_id, path, error)

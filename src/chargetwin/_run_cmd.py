@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -10,7 +11,6 @@ from typing import Any
 
 from rich.console import Console
 
-from . import _aio as aio
 from ._overrides import add_override_options, with_overrides
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "backend.sqlite3").unlink(missing_ok=True)
     try:
-        document = aio.run(run_scenario(scenario, out=out, settings=settings, speed=args.speed,
+        document = asyncio.run(run_scenario(scenario, out=out, settings=settings, speed=args.speed,
                                             console=err if show else None))
     except OSError as error:
         print(f"chargetwin: cannot run the stack: {error}", file=sys.stderr)

@@ -13,7 +13,6 @@ from typing import Any
 
 from rich.console import Console
 
-from . import _aio as aio
 from .twin.model.config import Scenario
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
@@ -82,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     scenario = replace(scenario, run=replace(scenario.run, start=start.replace(microsecond=0),
                                              duration=SERVE_HORIZON.total_seconds()))
     try:
-        return aio.run(serve_scenario(scenario, settings=settings, speed=args.speed,
+        return asyncio.run(serve_scenario(scenario, settings=settings, speed=args.speed,
                                           show_users=args.show_users))
     except KeyboardInterrupt:
         return 0

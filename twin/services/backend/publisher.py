@@ -1,14 +1,16 @@
 """Redis side of the backend: publish the logic's :class:`~.logic.Effects` and write its keys.
 
-One pipeline per step (no MULTI): the messages for the users, the charger
-messages fanned out to every connected user (DESIGN ruling 1; the users are
-the hash ``chargetwin:connected_users`` the gateway keeps), then the keys.
-Each message is encoded once, however many users get it.
+One pipeline per batch of steps (no MULTI): for each step in order, the
+messages for the users, the charger messages fanned out to every connected
+user (DESIGN ruling 1; the users are the hash ``chargetwin:connected_users``
+the gateway keeps), then the keys. Each message is encoded once, however
+many users get it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -47,24 +49,29 @@ class Publisher:
 
     async def apply(self, effects: Effects) -> int:
         """Publish and write what ``effects`` says; the number of messages published."""
-        deliveries = list(effects.publish)
-        if effects.broadcast:
-            deliveries += fan_out(effects.broadcast, await self.connected_users())
-        if self._fault is not None:  # tests only: break one rule on purpose (faults.py)
-            deliveries = self._fault.apply(deliveries, await self.connected_users())
-        if not deliveries and not effects.keys:
-            return 0
+        return await self.apply_all([effects])
+
+    async def apply_all(self, batch: Sequence[Effects]) -> int:
+        """:meth:`apply` for several steps' effects in order, in one pipeline (one round trip); the count."""
+        connected = await self.connected_users() if any(e.broadcast for e in batch) or self._fault else []
         encoded: dict[int, str] = {}
+        published = 0
         async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, message in deliveries:
-                text = encoded.get(id(message))
-                if text is None:
-                    text = encoded[id(message)] = encode(message)
-                pipe.publish(channel, text)
-            for key, value in effects.keys.items():
-                if value is None:
-                    pipe.delete(key)
-                else:
-                    pipe.set(key, value)
-            await pipe.execute()
-        return len(deliveries)
+            for effects in batch:
+                deliveries = list(effects.publish) + fan_out(effects.broadcast, connected)
+                if self._fault is not None:  # tests only: break one rule on purpose (faults.py)
+                    deliveries = self._fault.apply(deliveries, connected)
+                for channel, message in deliveries:
+                    text = encoded.get(id(message))
+                    if text is None:
+                        text = encoded[id(message)] = encode(message)
+                    pipe.publish(channel, text)
+                for key, value in effects.keys.items():
+                    if value is None:
+                        pipe.delete(key)
+                    else:
+                        pipe.set(key, value)
+                published += len(deliveries)
+            if len(pipe):
+                await pipe.execute()
+        return published

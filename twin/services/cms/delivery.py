@@ -25,8 +25,8 @@ __all__ = ["EventDelivery"]
 _LOG = logging.getLogger(__name__)
 
 
-MAX_IN_FLIGHT = 8
-"""Events posted to the backend at once, across all charge points (the backend handles them one by one)."""
+MAX_IN_FLIGHT = 32
+"""Events posted to the backend at once, across all charge points (the backend batches what arrives together)."""
 
 
 class EventDelivery:
