@@ -85,7 +85,7 @@ def fingerprint(message: Any) -> bytes:
 
 
 _FINGERPRINTS: ByIdentity[bytes] = ByIdentity(
-    lambda message, _: hashlib.blake2b(canonical(message).encode(), digest_size=16).digest(), size=4096)
+    lambda message, _: hashlib.blake2b(canonical(message).encode(), digest_size=16).digest())
 
 
 def route_key(channel: str) -> str:

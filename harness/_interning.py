@@ -5,7 +5,8 @@ socket once: hundreds of copies of the same text within milliseconds. The
 taps parse, validate and encode each distinct text once (:class:`Interner`)
 and reuse the results for its copies, keyed by the parsed object's identity
 (:class:`ByIdentity`). Both are small and bounded: they only need to span
-one burst of copies, not the run.
+one burst of copies, not the run (a burst's copies are one object), and
+they hold no large message (a 150 KB charger list parses to megabytes).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Interner:
     JSON). Callers must not mutate what they get back: copies share it.
     """
 
-    def __init__(self, *, size: int = 1024, strict: bool = False) -> None:
+    def __init__(self, *, size: int = 256, strict: bool = False, max_text: int = 65536) -> None:
         self._size = size
+        self._max_text = max_text
         self._strict = strict
         self._parsed: dict[str, Any] = {}
 
@@ -43,6 +45,8 @@ class Interner:
                 if self._strict:
                     raise
                 parsed = text
+            if len(text) > self._max_text:  # a whole charger list: one per connect, never copied
+                return parsed
             if len(self._parsed) >= self._size:
                 del self._parsed[next(iter(self._parsed))]  # the oldest: dicts keep insertion order
             self._parsed[text] = parsed
@@ -52,7 +56,7 @@ class Interner:
 class ByIdentity(Generic[_V]):
     """A bounded memo of ``compute(obj, key)`` by ``(key, id(obj))``; it holds ``obj`` so that its id stays its own."""
 
-    def __init__(self, compute: Callable[[Any, Any], _V], *, size: int = 1024) -> None:
+    def __init__(self, compute: Callable[[Any, Any], _V], *, size: int = 64) -> None:
         self._compute = compute
         self._size = size
         self._memo: dict[tuple[Hashable, int], tuple[Any, _V]] = {}

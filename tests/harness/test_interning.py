@@ -45,3 +45,10 @@ def test_a_reused_id_is_not_mistaken_for_the_object_it_held() -> None:
     memo.get([9])  # evicts the first; its id may now be reused
     gc.collect()
     assert memo.get([1]) == 1
+
+
+def test_a_large_text_is_parsed_but_not_remembered() -> None:
+    interner = Interner(max_text=10)
+    big = '{"chargers": [1, 2, 3]}'
+    assert interner.parse(big) == {"chargers": [1, 2, 3]}
+    assert interner.parse(big) is not interner.parse(big)
