@@ -22,12 +22,12 @@ name                                from -> to
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from ..twin.model.kpi import percentiles
+from ._access import fingerprint
 from .trace import TraceRecord
 
 __all__ = ["LATENCIES", "LatencySample", "latencies", "latency_samples", "latency_summary"]
@@ -46,8 +46,8 @@ class LatencySample(NamedTuple):
     ms: float
 
 
-def _key(message: Any) -> str:
-    return json.dumps(message, sort_keys=True, separators=(",", ":"))
+def _key(message: Any) -> bytes:
+    return fingerprint(message)
 
 
 class _Pairs:
@@ -56,7 +56,7 @@ class _Pairs:
     def __init__(self) -> None:
         self.rest: dict[tuple[int | None, str], deque[float]] = defaultdict(deque)
         self.calls: dict[tuple[str, str], float] = {}
-        self.published: dict[tuple[str, str], float] = {}
+        self.published: dict[tuple[str, bytes], float] = {}
         self.starts: dict[int | None, deque[float]] = defaultdict(deque)
         self.meters: dict[tuple[Any, Any], float] = {}
 

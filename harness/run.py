@@ -48,7 +48,7 @@ from .http_tap import TappingTransport
 from .invariants import CheckResult, GroundTruth, StationTruth, run_checks, schema_and_rules
 from .latency import LATENCIES, latency_summary
 from .results import results_document, write_results
-from .series import default_latency_bucket, latency_over_time, throughput
+from .series import default_latency_bucket, latency_histograms, latency_over_time, throughput
 from .trace import TraceRecord, TraceWriter, encode_message, read_trace
 
 __all__ = ["SETTLE_S", "run_scenario"]
@@ -265,6 +265,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s, schema=schema)
     metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, records, backlog)
     metrics["latency_ms"] = latency_summary(records)
+    metrics["latency_histograms"] = latency_histograms(records)
     metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration))
     thresholds = _thresholds(scenario, checks, metrics)
     document = results_document(

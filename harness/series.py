@@ -18,6 +18,7 @@ same as :func:`~.latency.latency_summary`'s.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -26,7 +27,11 @@ from ..twin.model.kpi import percentiles
 from .latency import LATENCIES, latency_samples
 from .trace import HOPS, TraceRecord
 
-__all__ = ["MAX_POINTS", "default_latency_bucket", "latency_over_time", "throughput"]
+__all__ = ["HISTOGRAM_EDGES_MS", "MAX_POINTS", "default_latency_bucket", "latency_histograms", "latency_over_time",
+           "throughput"]
+
+HISTOGRAM_EDGES_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
+"""Upper edges (ms) of the latency histograms' buckets; a last bucket holds everything slower."""
 
 MAX_POINTS: Final = 400
 """At most this many points in a throughput series: longer runs get wider series buckets."""
@@ -134,3 +139,19 @@ def _latency_series(per_bucket: Sequence[Sequence[float]]) -> dict[str, list[Any
     return {"count": [len(values) for values in per_bucket],
             "p50": [s["p50"] if s else None for s in stats],
             "p99": [s["p99"] if s else None for s in stats]}
+
+
+# --- latency histograms -------------------------------------------------------------------
+
+
+def latency_histograms(records: Iterable[TraceRecord]) -> dict[str, Any]:
+    """How many latencies of each name fell in each bucket of :data:`HISTOGRAM_EDGES_MS`.
+
+    ``counts[name][i]`` counts latencies ``<= edges_ms[i]`` and above the edge
+    before it; the last entry (one more than the edges) counts those above
+    the last edge. Every name of :data:`~.latency.LATENCIES` is present.
+    """
+    counts = {name: [0] * (len(HISTOGRAM_EDGES_MS) + 1) for name in LATENCIES}
+    for sample in latency_samples(records):
+        counts[sample.name][bisect.bisect_left(HISTOGRAM_EDGES_MS, sample.ms)] += 1
+    return {"edges_ms": list(HISTOGRAM_EDGES_MS), "counts": counts}

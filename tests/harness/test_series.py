@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from chargetwin.harness.latency import LATENCIES, latencies
-from chargetwin.harness.series import MAX_POINTS, default_latency_bucket, latency_over_time, throughput
+from chargetwin.harness.series import (
+    HISTOGRAM_EDGES_MS,
+    MAX_POINTS,
+    default_latency_bucket,
+    latency_histograms,
+    latency_over_time,
+    throughput,
+)
 from chargetwin.harness.trace import HOPS, TraceRecord
 
 START = "backend:/api/charging/start"
@@ -125,3 +132,20 @@ def test_latency_over_a_five_hour_run_has_about_sixty_points() -> None:
     result = latency_over_time(records)
     assert result["bucket_s"] == 300 and len(result["t_sim"]) == 61
     assert result["series"]["rest.start"]["count"][0] == 1
+
+
+def test_latency_histograms_count_each_latency_in_its_bucket() -> None:
+    records = []
+    for user, ms in ((1, 0.5), (2, 1.0), (3, 7.0), (4, 90_000.0)):  # rest.start latencies
+        records += [TraceRecord("app-backend", "backend:/api/charging/start", "request", {}, 0.0, 0.0,
+                                user_id=user),
+                    TraceRecord("app-backend", "backend:/api/charging/start", "response", {}, 0.0, ms / 1000,
+                                status=200, user_id=user)]
+    histogram = latency_histograms(records)
+    counts = histogram["counts"]["rest.start"]
+    assert histogram["edges_ms"] == list(HISTOGRAM_EDGES_MS)
+    assert len(counts) == len(HISTOGRAM_EDGES_MS) + 1 and sum(counts) == 4
+    assert counts[0] == 2  # 0.5 and exactly 1.0 ms: at most the first edge
+    assert counts[HISTOGRAM_EDGES_MS.index(10)] == 1  # 7 ms: above 5, at most 10
+    assert counts[-1] == 1  # above the last edge
+    assert sum(histogram["counts"]["rest.stop"]) == 0
