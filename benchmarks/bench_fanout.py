@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
-import subprocess
 import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+
+from _variants import measure, report  # benchmarks/ is the script's folder
 
 VARIANTS = {"redis-py's Python parser": False, "hiredis": True}
 
@@ -101,23 +99,11 @@ def main() -> int:
     if args.child:
         _child(args.child, args.users, args.messages)
         return 0
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name in VARIANTS:
-            command = [sys.executable, __file__, "--child", name, "--users", str(args.users),
-                       "--messages", str(args.messages)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ).stdout
-            rates[name].append(float(output.strip().splitlines()[-1]))
-    print(f"fan-out: {args.messages} charger updates to each of {args.users} sockets through Redis and the "
-          f"gateway, median of {args.rounds}")
-    print(f"{'Redis parser':<28}{'deliveries/s':>14}{'min':>10}{'max':>10}")
-    figures: dict[str, Any] = {"users": args.users, "messages": args.messages, "variants": {}}
-    for name, values in rates.items():
-        figures["variants"][name] = {"median": round(statistics.median(values)), "min": round(min(values)),
-                                     "max": round(max(values))}
-        print(f"{name:<28}{statistics.median(values):>14,.0f}{min(values):>10,.0f}{max(values):>10,.0f}")
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    figures = measure(__file__, VARIANTS, rounds=args.rounds,
+                      args=["--users", str(args.users), "--messages", str(args.messages)])
+    report(f"fan-out: {args.messages} charger updates to each of {args.users} sockets through Redis and the "
+           f"gateway, median of {args.rounds}", "Redis parser", figures, unit="deliveries/s", out=args.out,
+           context={"users": args.users, "messages": args.messages})
     return 0
 
 

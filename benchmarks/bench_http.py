@@ -20,12 +20,12 @@ import importlib.abc
 import importlib.machinery
 import json
 import socket
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _variants import measure, report  # benchmarks/ is the script's folder
 
 
 class _WithoutSniffio(importlib.abc.MetaPathFinder):
@@ -109,21 +109,9 @@ def main() -> int:
     if args.child:
         _child(args.child, args.requests)
         return 0
-    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name in VARIANTS:
-            command = [sys.executable, __file__, "--child", name, "--requests", str(args.requests)]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            rates[name].append(float(output.strip().splitlines()[-1]))
-    print(f"internal HTTP hop: {args.requests} events, {IN_FLIGHT} in flight, median of {args.rounds}")
-    print(f"{'variant':<20}{'requests/s':>12}{'min':>8}{'max':>8}")
-    figures: dict[str, Any] = {"requests": args.requests, "variants": {}}
-    for name, values in rates.items():
-        figures["variants"][name] = {"median": round(statistics.median(values)), "min": round(min(values)),
-                                     "max": round(max(values))}
-        print(f"{name:<20}{statistics.median(values):>12,.0f}{min(values):>8,.0f}{max(values):>8,.0f}")
-    if args.out:
-        args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    figures = measure(__file__, VARIANTS, rounds=args.rounds, args=["--requests", str(args.requests)])
+    report(f"internal HTTP hop: {args.requests} events, {IN_FLIGHT} in flight, median of {args.rounds}",
+           "variant", figures, unit="requests/s", out=args.out, context={"requests": args.requests})
     return 0
 
 
