@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from chargetwin.cli import main
-from chargetwin.harness.run import run_scenario
+from chargetwin.harness.run import _thresholds, run_scenario
 from chargetwin.twin.scenario import load_scenario
 from chargetwin.twin.services.settings import Settings
 
@@ -24,7 +24,12 @@ def test_smoke_passes_and_its_trace_revalidates_to_the_same_verdict(
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["verdict"] == "pass" and results["results_format"] == 1
     assert all(check["checked"] > 0 for check in results["checks"]), results["checks"]
-    assert results["metrics"]["messages_per_hop"].keys() >= {"app-backend", "gateway-app", "redis", "ocpp"}
+    metrics = results["metrics"]
+    assert metrics["messages_per_hop"].keys() == {"app-backend", "backend-cms", "cms-backend", "gateway-app",
+                                                  "redis", "ocpp"}
+    assert metrics["cms_event_backlog"]["after_settle"] == 0
+    assert sum(metrics["latency_histograms"]["counts"]["rest.start"]) == metrics["latency_ms"]["rest.start"]["count"]
+    assert metrics["throughput"]["hops"]["ocpp"]["total"] == metrics["messages_per_hop"]["ocpp"]
     assert (out / "junit.xml").read_text(encoding="utf-8").count("<testcase") == len(results["checks"])
     assert main(["validate", "-q", str(out / "trace.ndjson")]) == 0
 
@@ -38,6 +43,26 @@ def test_a_broken_threshold_fails_the_run(tmp_path: Path) -> None:
     results = asyncio.run(run_scenario(scenario, out=tmp_path / "out", settings=settings, speed=120.0))
     assert results["verdict"] == "fail"
     assert results["failed_checks"] == [] and results["thresholds_failed"][0].startswith("clock lag p99")
+
+
+def test_events_still_queued_after_the_settle_fail_the_run_as_saturated() -> None:
+    scenario = load_scenario("smoke")
+    metrics = {"cms_event_backlog": {"after_settle": 120, "max": 900}, "clock_lag_s": {"p99": 0.0},
+               "latency_ms": {name: {"count": 1, "p99": 1.0} for name, _ in scenario.checks.latency_p99_ms},
+               "model": {"balk_share": 0.0}}
+    assert _thresholds(scenario, [], metrics) == [
+        "the stack saturated: 120 CMS events still undelivered 2 s after the end (backlog peaked at 900); "
+        "try a lower --speed"]
+    metrics["cms_event_backlog"]["after_settle"] = 0
+    assert _thresholds(scenario, [], metrics) == []
+
+
+@pytest.mark.parametrize(("option", "problem"), [("--duration=soon", "--duration"), ("--duration=0", "--duration"),
+                                                 ("--speed=0", "--speed")])
+def test_bad_run_options_exit_2_naming_the_option(option: str, problem: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "smoke", option]) == 2
+    assert problem in capsys.readouterr().err
 
 
 def test_a_bad_scenario_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -492,3 +492,20 @@ def test_redis_going_away_answers_the_cms_503_so_that_it_retries(tmp_path: Path)
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_events_that_arrive_together_are_published_together_in_their_order(tmp_path: Path,
+                                                                         redis_server: RedisServer) -> None:
+    statuses = ["Available", "Preparing", "Charging", "SuspendedEV", "Charging", "Finishing", "Available"]
+
+    async def scenario(stack: Stack) -> None:
+        service = stack.backend.service
+        before = service.batches
+        await asyncio.gather(*(service.cms_event(status_event("CP001", 1, status)) for status in statuses))
+        await stack.sub.sync()
+        seen = [m["data"]["status"] for c, m in stack.sub.take()
+                if c == "user:1:charger_updates" and m.get("event") == "connector_status_changed"]
+        assert seen == statuses
+        assert service.batches - before < len(statuses)  # queued steps went out together
+
+    run(tmp_path, redis_server, scenario, connected=(1,))

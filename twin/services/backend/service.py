@@ -98,6 +98,8 @@ class BackendService:
         self._logic: BackendLogic | None = None
         self._queue: list[_Queued] = []
         self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Batches of steps published so far (each one Redis round trip; see :meth:`_step`)."""
         self._validator = default_validator()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -303,6 +305,7 @@ class BackendService:
                 _settle(item.done, error=error)
             else:
                 applied.append((item, result, effects))
+        self.batches += 1
         try:
             await self._publisher.apply_all([effects for _, _, effects in applied])
         except (RedisError, OSError) as error:
