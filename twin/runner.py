@@ -15,10 +15,25 @@ import contextlib
 import math
 import time
 
+from simpy import Environment
+
 from .clock import SimClock
 from .model.world import World
 
 __all__ = ["ModelRunner"]
+
+
+def _drain_now(env: Environment) -> None:
+    """Process the events due at ``env.now``, so that ``env.peek()`` is the next one still to come.
+
+    SimPy 4.1 stops ``run(until=t)`` by leaving an empty event due at ``t``:
+    left in the queue it looks due at once, and a runner that sleeps until
+    the next due event would wake again at once, forever (it did: 150,000
+    steps a second, a core busy doing nothing). Events that commands
+    scheduled at ``now`` between steps are due now too.
+    """
+    while env.peek() <= env.now:
+        env.step()
 
 
 class ModelRunner:
@@ -50,12 +65,14 @@ class ModelRunner:
     def step(self) -> None:
         """Run the model up to the clock's now (a no-op if it is there already)."""
         env = self.world.env
+        _drain_now(env)
         target = self.clock.sim_seconds()
         due = env.peek()
         if due <= target:
             self.lags.append(max(0.0, time.monotonic() - self.clock.wall_at(due)))
         if target > env.now:
             env.run(until=target)
+            _drain_now(env)
 
     async def _run(self) -> None:
         env = self.world.env

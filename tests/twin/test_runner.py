@@ -48,3 +48,19 @@ def test_sim_clock_maps_wall_to_simulated_time() -> None:
     assert clock.sim_seconds() == 3600.0
     assert clock.now() == datetime(2025, 1, 29, 17, tzinfo=UTC)
     assert clock.wall_at(7200.0) == 220.0
+
+
+def test_the_runner_sleeps_between_events() -> None:
+    """SimPy leaves an empty event due at the end of run(until): the runner must not take it for work."""
+    world = World(city(hours=2.0, arrivals_per_day=2_000))
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=6.0)
+
+    async def main() -> int:
+        runner = ModelRunner(world, clock, tick=0.05)
+        runner.start()
+        await asyncio.sleep(1.0)
+        await runner.stop()
+        return len(runner.lags)
+
+    steps = asyncio.run(main())
+    assert steps < 200, f"{steps} steps with work in one second: the runner spins"
