@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from _backend_support import (
+    INTERNAL,
     SECRET,
     STATIONS,
     USERS,
@@ -509,3 +510,21 @@ def test_events_that_arrive_together_are_published_together_in_their_order(tmp_p
         assert service.batches - before < len(statuses)  # queued steps went out together
 
     run(tmp_path, redis_server, scenario, connected=(1,))
+
+
+def test_a_client_that_leaves_mid_body_gets_no_traceback(tmp_path: Path, redis_server: RedisServer,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario(stack: Stack) -> None:
+        host, port = stack.backend.url.removeprefix("http://").split(":")
+        _reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /internal/cms/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Internal-Token: " + INTERNAL.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"event\":")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+        assert (await stack.event(status_event("CP001", 1, "Available"))).status_code == 202  # still serving
+
+    with caplog.at_level("ERROR"):
+        run(tmp_path, redis_server, scenario)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ...clock import Clock
 from ...model.config import StationSpec
@@ -106,8 +107,11 @@ def _reject_constant(name: str) -> Any:
 
 
 async def _json_body(request: Request) -> Any:
-    """The JSON body (an empty body is ``{}``); 422 if it is not JSON."""
-    raw = await request.body()
+    """The JSON body (an empty body is ``{}``); 422 if it is not JSON; 400 if the client left before sending it."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # nobody to answer; no traceback for it (a CMS stopping mid-request)
+        raise ApiError(400, "Client disconnected", "The request body did not arrive in full.") from None
     if not raw.strip():
         return {}
     try:
