@@ -37,7 +37,7 @@ class SimClock:
     """
 
     def __init__(self, start: datetime, *, speed: float = 1.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, held: bool = False) -> None:
         if start.tzinfo is None:
             raise ValueError("the simulated start time needs a UTC offset")
         if speed <= 0:
@@ -46,12 +46,16 @@ class SimClock:
         self.speed = speed
         self._monotonic = monotonic
         self._wall0 = monotonic()
+        self._held = held
 
     def begin(self) -> None:
-        """Start counting from now (sim time 0 is this wall instant)."""
+        """Start counting from now (sim time 0 is this wall instant); a held clock starts moving."""
         self._wall0 = self._monotonic()
+        self._held = False
 
     def sim_seconds(self) -> float:
+        if self._held:  # ``held=True``: the clock stands at the start until begin()
+            return 0.0
         return (self._monotonic() - self._wall0) * self.speed
 
     def wall_at(self, sim_seconds: float) -> float:

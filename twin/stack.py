@@ -11,6 +11,7 @@ every service knows every other's address.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -36,6 +37,8 @@ from .services.settings import Settings
 from .services.users import TestUser, test_users
 
 __all__ = ["Stack", "StackUrls", "free_port"]
+
+log = logging.getLogger("chargetwin.stack")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -111,7 +114,8 @@ class Stack:
         self.redis_server = self._exit.enter_context(redis_for(self.settings.redis_url))
         self.settings = self._concrete(self.settings, self.redis_server.url)
         settings = self.settings
-        self.clock = SimClock(self.start_time, speed=self.speed)
+        # The clock stands at the scenario's start while the stack boots (see _settle_boot).
+        self.clock = SimClock(self.start_time, speed=self.speed, held=True)
         stations = [station.spec for station in self.world.network.stations]
         self.redis = aioredis.from_url(self.redis_server.url)
         self.backend = Backend(settings=settings, stations=stations, users=self.users, clock=self.clock,
@@ -126,10 +130,28 @@ class Stack:
         self.world.subscribe(self._maintenance_to_backend)
         self.fleet = ChargePointFleet(self.world, settings, self.clock)
         await self.fleet.start()
+        await self._settle_boot()
         if self._app_factory is not None:  # the drivers' apps go through the services from the first trip
             self.world.app = self._app_factory(self)
+        self.clock.begin()
         self.runner = ModelRunner(self.world, self.clock)
         self.runner.start()
+
+    async def _settle_boot(self, timeout: float = 60.0) -> None:
+        """Wait (at most ``timeout`` s) until every charge point booted and the CMS delivered their statuses.
+
+        A city's charge points boot with one StatusNotification per connector:
+        thousands of events at once. Delivered while simulated time ran, they
+        delayed the first sessions past their deadlines; so time starts after.
+        """
+        assert self.fleet is not None and self.cms is not None
+        try:
+            await self.fleet.wait_ready(timeout)
+        except TimeoutError:
+            log.warning("not every charge point booted within %.0f s; starting the run anyway", timeout)
+        if self.cms.delivery is not None and not await self.cms.delivery.wait_idle(timeout):
+            log.warning("the CMS still had %d boot events to deliver after %.0f s; starting the run anyway",
+                        self.cms.delivery.pending, timeout)
 
     @staticmethod
     def _concrete(settings: Settings, redis_url: str) -> Settings:

@@ -64,3 +64,13 @@ def test_the_runner_sleeps_between_events() -> None:
 
     steps = asyncio.run(main())
     assert steps < 200, f"{steps} steps with work in one second: the runner spins"
+
+
+def test_a_held_clock_stands_at_the_start_until_it_begins() -> None:
+    wall = [100.0]
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=60.0, monotonic=lambda: wall[0], held=True)
+    wall[0] = 130.0
+    assert clock.sim_seconds() == 0.0 and clock.now() == datetime(2025, 1, 29, 16, tzinfo=UTC)
+    clock.begin()
+    wall[0] = 131.0
+    assert clock.sim_seconds() == 60.0
