@@ -424,7 +424,7 @@ def isolation(records: Records) -> CheckResult:
 
 
 def _foreign(record: TraceRecord, message: Mapping[str, Any], owner: Mapping[int, int],
-             published_to: Mapping[str, set[int]]) -> int | None:
+             published_to: Mapping[bytes, set[int]]) -> int | None:
     """The other user a received message belongs to, or None when it is the socket's user's."""
     user = record.user_id
     kind = message.get("type")
