@@ -120,14 +120,16 @@ def latency_samples(records: Iterable[TraceRecord]) -> Iterator[LatencySample]:
             yield LatencySample(name, r.t_sim, ms)
 
 
-def latencies(records: Iterable[TraceRecord]) -> dict[str, list[float]]:
-    """Every measured latency (ms) by name, in trace order."""
+def latencies(records: Iterable[TraceRecord], *, samples: Iterable[LatencySample] | None = None,
+              ) -> dict[str, list[float]]:
+    """Every measured latency (ms) by name, in trace order (of ``samples`` when given: the records' samples)."""
     found: dict[str, list[float]] = {name: [] for name in LATENCIES}
-    for sample in latency_samples(records):
+    for sample in latency_samples(records) if samples is None else samples:
         found[sample.name].append(sample.ms)
     return found
 
 
-def latency_summary(records: Iterable[TraceRecord]) -> dict[str, dict[str, float | int]]:
-    """Percentiles (ms) of every latency of :data:`LATENCIES`."""
-    return {name: percentiles(values, digits=1) for name, values in latencies(records).items()}
+def latency_summary(records: Iterable[TraceRecord], *, samples: Iterable[LatencySample] | None = None,
+                    ) -> dict[str, dict[str, float | int]]:
+    """Percentiles (ms) of every latency of :data:`LATENCIES` (``samples``: as for :func:`latencies`)."""
+    return {name: percentiles(values, digits=1) for name, values in latencies(records, samples=samples).items()}

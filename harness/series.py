@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ..twin.model.kpi import percentiles
-from .latency import LATENCIES, latency_samples
+from .latency import LATENCIES, LatencySample, latency_samples
 from .trace import HOPS, TraceRecord
 
 __all__ = ["HISTOGRAM_EDGES_MS", "MAX_POINTS", "default_latency_bucket", "latency_histograms", "latency_over_time",
@@ -110,7 +110,8 @@ def default_latency_bucket(duration_s: float) -> float:
     return 60.0 * max(1, math.ceil(duration_s / 60 / _LATENCY_POINTS))
 
 
-def latency_over_time(records: Sequence[TraceRecord], *, bucket_s: float | None = None) -> dict[str, Any]:
+def latency_over_time(records: Sequence[TraceRecord], *, bucket_s: float | None = None,
+                      samples: Iterable[LatencySample] | None = None) -> dict[str, Any]:
     """p50 and p99 (ms) of each latency per bucket of simulated time.
 
     A latency (:func:`~.latency.latency_samples`) falls in the bucket
@@ -121,14 +122,15 @@ def latency_over_time(records: Sequence[TraceRecord], *, bucket_s: float | None 
     ``null`` where a bucket has no sample. ``bucket_s`` defaults to
     :func:`default_latency_bucket` of the last record's ``t_sim``; pass
     ``default_latency_bucket(scenario duration)`` to align runs of one
-    scenario. ValueError when ``bucket_s`` is not positive.
+    scenario. ``samples``: the records' latency samples, when the caller
+    already has them. ValueError when ``bucket_s`` is not positive.
     """
     t_end = max((r.t_sim for r in records), default=0.0)
     bucket = default_latency_bucket(t_end) if bucket_s is None else bucket_s
     _check_bucket(bucket)
     buckets = _index(t_end, bucket) + 1 if records else 0
     values: dict[str, list[list[float]]] = {name: [[] for _ in range(buckets)] for name in LATENCIES}
-    for sample in latency_samples(records):
+    for sample in latency_samples(records) if samples is None else samples:
         values[sample.name][_index(sample.t_sim, bucket)].append(sample.ms)
     return {"bucket_s": bucket, "t_sim": [i * bucket for i in range(buckets)],
             "series": {name: _latency_series(per_bucket) for name, per_bucket in values.items()}}
@@ -144,14 +146,16 @@ def _latency_series(per_bucket: Sequence[Sequence[float]]) -> dict[str, list[Any
 # --- latency histograms -------------------------------------------------------------------
 
 
-def latency_histograms(records: Iterable[TraceRecord]) -> dict[str, Any]:
+def latency_histograms(records: Iterable[TraceRecord], *, samples: Iterable[LatencySample] | None = None,
+                       ) -> dict[str, Any]:
     """How many latencies of each name fell in each bucket of :data:`HISTOGRAM_EDGES_MS`.
 
     ``counts[name][i]`` counts latencies ``<= edges_ms[i]`` and above the edge
     before it; the last entry (one more than the edges) counts those above
     the last edge. Every name of :data:`~.latency.LATENCIES` is present.
+    ``samples``: the records' latency samples, when the caller already has them.
     """
     counts = {name: [0] * (len(HISTOGRAM_EDGES_MS) + 1) for name in LATENCIES}
-    for sample in latency_samples(records):
+    for sample in latency_samples(records) if samples is None else samples:
         counts[sample.name][bisect.bisect_left(HISTOGRAM_EDGES_MS, sample.ms)] += 1
     return {"edges_ms": list(HISTOGRAM_EDGES_MS), "counts": counts}
