@@ -42,6 +42,7 @@ from ._interning import ByIdentity
 from .trace import TraceRecord
 
 __all__ = [
+    "CHECKS",
     "CHECK_NAMES",
     "CheckResult",
     "GroundTruth",
@@ -65,6 +66,30 @@ CHECK_NAMES: Final = ("schema_and_rules", "causality_and_latency", "consistent_a
                       "no_message_lost", "active_session_restored")
 """Every check, in the order :func:`run_checks` runs them (and reports show them)."""
 
+CHECKS: Final[dict[str, tuple[str, str]]] = {
+    "schema_and_rules": ("Every message matches its JSON Schema and the semantic and routing rules of its kind.",
+                         "Overview"),
+    "causality_and_latency": ("Each accepted start is followed by the user's session_started, meter values and "
+                              "an end, in order and within the scenario's deadline.",
+                              "5. Example 1: Start Charging Flow"),
+    "consistent_across_hops": ("A session agrees on every hop: REST answer, Redis message and WebSocket push carry "
+                               "the same ids, energy and status.", "3.2 Session Updates Channel"),
+    "isolation": ("No socket ever receives another user's session update or notification.",
+                  "3. Laravel Backend → Node.js Gateway (Redis Pub/Sub)"),
+    "meters_monotonic": ("Meter readings and energy never go backwards within a session.",
+                         "5. Example 2: Real-time Meter Value Updates"),
+    "energy_matches_model": ("The energy the app is told matches the model's ground truth within a tolerance.",
+                             "4.4 Session Update (from Redis)"),
+    "cost_matches_tariff": ("cost = energy x tariff in every meter_value update.", "4.4 Session Update (from Redis)"),
+    "map_converges": ("Every connected app's map ends on the true station states.",
+                      "Charging Station Status Model"),
+    "no_message_lost": ("Every Redis message for a user reaches each of that user's connected sockets.",
+                        "Redis Channel Summary"),
+    "active_session_restored": ("A reopened app is told the session its user has, and no other.",
+                                "4.8 Active Session Update (Pushed from Gateway)"),
+}
+"""Per check: what it asserts, in words, and the section of the protocol document it comes from (for reports)."""
+
 Records = Sequence[TraceRecord]
 
 
@@ -74,8 +99,8 @@ class InvariantViolation:
 
     ``message`` says in words what was wrong; ``hop`` is the hop of the
     offending record (the first of ``records``); ``expected`` and ``actual``
-    are values. For ``schema_and_rules``, ``rule`` and ``pointer`` are the
-    contracts violation's rule and JSON pointer.
+    are values. For ``schema_and_rules``, ``rule``, ``pointer`` and ``spec``
+    are the contracts violation's rule, JSON pointer and spec section.
     """
 
     check: str
@@ -86,12 +111,14 @@ class InvariantViolation:
     actual: Any = None
     rule: str | None = None
     pointer: str | None = None
+    spec: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary: the fields, each record as line, hop, channel, times and message."""
         return {
             "check": self.check, "message": self.message, "hop": self.hop,
             "expected": self.expected, "actual": self.actual, "rule": self.rule, "pointer": self.pointer,
+            "spec": self.spec,
             "records": [{"line": r.line, "hop": r.hop, "channel": r.channel, "direction": r.direction,
                          "t_sim": r.t_sim, "t_wall": r.t_wall, "user_id": r.user_id, "socket_id": r.socket_id,
                          "message": r.message} for r in self.records],
@@ -172,7 +199,7 @@ def schema_and_rules(records: Iterable[TraceRecord], *, validator: Validator | N
         for v in violations:
             found.append(InvariantViolation(
                 "schema_and_rules", f"{v.rule} at {v.pointer or '(whole message)'}: {v.message}",
-                record.hop, (record,), v.expected, v.actual, rule=v.rule, pointer=v.pointer))
+                record.hop, (record,), v.expected, v.actual, rule=v.rule, pointer=v.pointer, spec=v.spec))
     return CheckResult("schema_and_rules", checked, found)
 
 

@@ -45,21 +45,34 @@ def _plain(value: Any) -> Any:
 
 
 def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any], metrics: Mapping[str, Any],
-                     versions: Mapping[str, str], thresholds_failed: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``results.json`` document: verdict, every check with counts and violations, metrics, provenance."""
+                     versions: Mapping[str, str], thresholds_failed: Sequence[str] = (),
+                     descriptions: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The ``results.json`` document: verdict, every check with counts and violations, metrics, provenance.
+
+    ``descriptions`` gives, per check name, what the check asserts in words and the spec section it
+    comes from (``description`` and ``spec`` of each check; omitted for checks it does not name).
+    """
     failed = [c.name for c in checks if c.violations]
+    described = descriptions or {}
     verdict = "fail" if failed or thresholds_failed else "pass"
     return {
         "results_format": RESULTS_FORMAT,
         "verdict": verdict,
         "failed_checks": failed,
         "thresholds_failed": list(thresholds_failed),
-        "checks": [{"name": c.name, "checked": c.checked, "violations": len(c.violations),
-                    "examples": [_plain(v) for v in c.violations[:MAX_VIOLATIONS_PER_CHECK]]} for c in checks],
+        "checks": [_check(c, described.get(c.name)) for c in checks],
         "metrics": dict(metrics),
         "scenario": dict(scenario),
         "versions": dict(versions),
     }
+
+
+def _check(check: CheckLike, description: tuple[str, str] | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": check.name, "checked": check.checked, "violations": len(check.violations)}
+    if description is not None:
+        entry["description"], entry["spec"] = description
+    entry["examples"] = [_plain(v) for v in check.violations[:MAX_VIOLATIONS_PER_CHECK]]
+    return entry
 
 
 def junit_xml(checks: Sequence[CheckLike], *, suite: str) -> str:

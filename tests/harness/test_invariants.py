@@ -22,6 +22,7 @@ from trace_testkit import (
 
 from chargetwin.harness.invariants import (
     CHECK_NAMES,
+    CHECKS,
     GroundTruth,
     StationTruth,
     active_session_restored,
@@ -51,6 +52,14 @@ def _with_map(kit: TraceKit, *, user: int = 1, socket: int = 10) -> TraceKit:
 
 
 # --- all checks on a conforming run ------------------------------------------------------
+
+
+def test_every_check_is_described_with_a_spec_section_of_the_seed(seed_text: str) -> None:
+    assert list(CHECKS) == list(CHECK_NAMES)
+    for name, (words, section) in CHECKS.items():
+        assert words.endswith("."), name
+        title = section.split(" ", 1)[1] if section[0].isdigit() else section
+        assert title in seed_text, (name, section)
 
 
 def test_a_conforming_run_passes_every_check() -> None:

@@ -36,6 +36,15 @@ def test_no_violation_and_no_threshold_passes_but_a_threshold_fails() -> None:
                             thresholds_failed=["p99 latency"])["verdict"] == "fail"
 
 
+def test_descriptions_name_what_a_check_asserts_and_its_spec_section() -> None:
+    doc = results_document(CHECKS, scenario={}, metrics={}, versions={},
+                           descriptions={"isolation": ("No socket gets another user's update.", "3.2 Session Updates")})
+    plain, described = doc["checks"]
+    assert "description" not in plain and "spec" not in plain
+    assert (described["description"], described["spec"]) == ("No socket gets another user's update.",
+                                                              "3.2 Session Updates")
+
+
 def test_junit_has_one_case_per_check_and_fails_the_broken_one(tmp_path: Path) -> None:
     root = ElementTree.fromstring(junit_xml(CHECKS, suite="chargetwin.smoke").encode())
     cases = root.findall("./testsuite/testcase")
