@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
+import platform
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, replace
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,8 @@ from ._access import route_key
 from ._interning import ByIdentity, Interner
 from .apps import AppUsers
 from .http_tap import TappingTransport
-from .invariants import CheckResult, GroundTruth, StationTruth, run_checks, schema_and_rules
-from .latency import LATENCIES, latency_summary
+from .invariants import CHECKS, CheckResult, GroundTruth, StationTruth, run_checks, schema_and_rules
+from .latency import LATENCIES, latency_samples, latency_summary
 from .results import results_document, write_results
 from .series import default_latency_bucket, latency_histograms, latency_over_time, throughput
 from .trace import TraceRecord, TraceWriter, encode_message, read_trace
@@ -264,14 +267,17 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
                          tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations})
     checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s, schema=schema)
     metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, records, backlog)
-    metrics["latency_ms"] = latency_summary(records)
-    metrics["latency_histograms"] = latency_histograms(records)
-    metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration))
+    samples = list(latency_samples(records))  # pairing the records is the costly part: once for all three
+    metrics["latency_ms"] = latency_summary(records, samples=samples)
+    metrics["latency_histograms"] = latency_histograms(records, samples=samples)
+    metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration),
+                                                     samples=samples)
     thresholds = _thresholds(scenario, checks, metrics)
     document = results_document(
         checks, scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed,
-                          "speed": speed, "duration_s": scenario.run.duration},
-        metrics=metrics, versions={"chargetwin": __version__}, thresholds_failed=thresholds)
+                          "speed": speed, "duration_s": scenario.run.duration,
+                          "start": scenario.run.start.isoformat()},
+        metrics=metrics, versions=_versions(), thresholds_failed=thresholds, descriptions=CHECKS)
     write_results(out, document, checks)
     return document
 
@@ -377,6 +383,15 @@ def _thresholds(scenario: Scenario, checks: list[Any], metrics: dict[str, Any]) 
     if spec.max_balk_share is not None and share > spec.max_balk_share:
         failed.append(f"balk share {share:.2%} > {spec.max_balk_share:.2%}")
     return failed
+
+
+def _versions() -> dict[str, str]:
+    """chargetwin's version and those of the components whose behaviour the run measured."""
+    found = {"chargetwin": __version__, "python": platform.python_version()}
+    for name in ("ocpp", "websockets", "fastapi", "redis", "simpy"):
+        with suppress(PackageNotFoundError):
+            found[name] = package_version(name)
+    return found
 
 
 def with_speed(scenario: Scenario, speed: float | None) -> Scenario:
