@@ -33,9 +33,11 @@ __all__ = [
     "ERROR_SCHEMA",
     "EVENT_TYPES",
     "MESSAGE_SCHEMAS",
+    "OCPP_CALLS",
     "OCPP_CHANNEL_PREFIX",
     "OCPP_FRAME_SCHEMA",
     "REDIS_CHANNEL_TYPES",
+    "RESPONSE_STATUSES",
     "SCHEMA_BASE",
     "WEBSOCKET_CHANNEL",
     "Endpoint",
@@ -89,6 +91,19 @@ CMS_EVENTS_CHANNEL = "backend:/internal/cms/events"
 CMS_EVENTS = ("session_started", "meter_value", "session_stopped", "connector_status_changed")
 """CMS -> backend events; the schema of each is ``cms/events/<event>``."""
 
+RESPONSE_STATUSES: dict[str, tuple[int, ...]] = {
+    "backend:/api/charging/start": (200, 401, 404, 409, 422, 502, 503),
+    "backend:/api/charging/stop": (200, 401, 404, 409, 422, 502, 503),
+    "backend:/api/auth/login": (200, 401, 422),
+    "cms:/api/charging/remote_start": (200, 404, 409, 422, 503, 504),
+    "cms:/api/charging/stop": (200, 404, 409, 422, 503, 504),
+    CMS_EVENTS_CHANNEL: (202, 401, 422),
+}
+"""HTTP statuses each endpoint answers with, by channel, ascending (DESIGN ruling 6).
+
+The OpenAPI documents' ``responses`` in data form; a test holds them equal.
+"""
+
 WEBSOCKET_CHANNEL = "websocket"
 CLOSE_SCHEMA = "websocket/close"
 
@@ -118,6 +133,22 @@ OCPP_CHANNEL_PREFIX = "ocpp:"
 
 OCPP_FRAME_SCHEMA = "ocpp/frame"
 """Every OCPP-J frame (CALL, CALLRESULT, CALLERROR) is checked against this schema."""
+
+OCPP_CALLS: dict[str, str] = {
+    "BootNotification": "send",
+    "StatusNotification": "send",
+    "Heartbeat": "send",
+    "Authorize": "send",
+    "StartTransaction": "send",
+    "MeterValues": "send",
+    "StopTransaction": "send",
+    "RemoteStartTransaction": "receive",
+    "RemoteStopTransaction": "receive",
+    "ChangeAvailability": "receive",
+}
+"""OCPP 1.6 actions the twin's charge points and CMS handle, each with the direction of its CALL
+on ``ocpp:{chargePointId}`` (``send``: charge point to CMS; ``receive``: CMS to charge point);
+the CALLRESULT travels the other way (DESIGN ruling 7). A test holds it equal to the handlers."""
 
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "http": ("request", "response"),

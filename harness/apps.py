@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import simpy
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Event, State
 
 from ..twin.model import events as ev
 from ..twin.model.entities import Connector, Driver, Session
@@ -53,7 +55,27 @@ class AppMetrics:
     sockets_open: int = 0
     peak_sockets_open: int = 0
     messages_received: int = 0
+    pings_received: int = 0
+    pongs_sent: int = 0
     closes: dict[int, int] = field(default_factory=dict)
+
+
+class _HeartbeatCounting(ClientConnection):
+    """A client connection that counts the gateway's pings (seed "Heartbeat") and the pongs that answer them.
+
+    The sans-I/O protocol answers every ping with a pong as it parses the frame
+    (RFC 6455 5.5.2), before the ping reaches :meth:`process_event`; a pong
+    goes out while the connection is open.
+    """
+
+    pings_received = 0
+    pongs_sent = 0
+
+    def process_event(self, event: Event) -> None:
+        if isinstance(event, Frame) and event.opcode is Opcode.PING:
+            self.pings_received += 1
+            self.pongs_sent += self.protocol.state is State.OPEN
+        super().process_event(event)
 
 
 class AppUsers:
@@ -136,7 +158,8 @@ class AppUsers:
         url = f"{self._gateway}/?token={self._token_for(user_id)}"
         socket: ClientConnection | None = None
         try:
-            socket = await connect(url, ping_interval=None, max_size=None, compression=None)
+            socket = await connect(url, ping_interval=None, max_size=None, compression=None,
+                                   create_connection=_HeartbeatCounting)
             self._opened()
             async for frame in socket:
                 self.metrics.messages_received += 1
@@ -159,6 +182,9 @@ class AppUsers:
 
     def _closed(self, socket: ClientConnection, user_id: int, socket_id: int) -> None:
         self.metrics.sockets_open -= 1
+        if isinstance(socket, _HeartbeatCounting):
+            self.metrics.pings_received += socket.pings_received
+            self.metrics.pongs_sent += socket.pongs_sent
         code = socket.close_code if socket.close_code is not None else 1006
         self.metrics.closes[code] = self.metrics.closes.get(code, 0) + 1
         protocol = socket.protocol
