@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ..twin.model.kpi import percentiles
+from ..twin.model.series import default_bucket
 from .latency import LATENCIES, LatencySample, latency_samples
 from .trace import HOPS, TraceRecord
 
@@ -36,7 +37,6 @@ HISTOGRAM_EDGES_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5
 MAX_POINTS: Final = 400
 """At most this many points in a throughput series: longer runs get wider series buckets."""
 
-_LATENCY_POINTS: Final = 60
 """Latency over time: about this many buckets over a run (see :func:`default_latency_bucket`)."""
 
 
@@ -102,12 +102,12 @@ def _hop_throughput(counts: Sequence[int], bucket_s: float, factor: int) -> dict
 
 
 def default_latency_bucket(duration_s: float) -> float:
-    """The bucket for :func:`latency_over_time`: ``duration_s`` / 60 rounded up to whole minutes, at least 60 s.
-
-    A 15-minute run gets 1-minute buckets, 5 hours 5 minutes, a day 24 minutes:
-    about 60 points per series, whatever the run's length.
+    """The bucket for :func:`latency_over_time`: the model's city series rule
+    (:func:`chargetwin.twin.model.series.default_bucket`), so that latency and
+    city plots of one run share their buckets: ``duration_s`` / 60 rounded up to
+    whole minutes, at least 60 s (1 minute for 15 minutes, 5 for 5 hours).
     """
-    return 60.0 * max(1, math.ceil(duration_s / 60 / _LATENCY_POINTS))
+    return default_bucket(duration_s)
 
 
 def latency_over_time(records: Sequence[TraceRecord], *, bucket_s: float | None = None,
