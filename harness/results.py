@@ -46,16 +46,18 @@ def _plain(value: Any) -> Any:
 
 def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any], metrics: Mapping[str, Any],
                      versions: Mapping[str, str], thresholds_failed: Sequence[str] = (),
-                     descriptions: Mapping[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+                     descriptions: Mapping[str, tuple[str, str]] | None = None,
+                     coverage: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``results.json`` document: verdict, every check with counts and violations, metrics, provenance.
 
     ``descriptions`` gives, per check name, what the check asserts in words and the spec section it
     comes from (``description`` and ``spec`` of each check; omitted for checks it does not name).
+    ``coverage`` (:func:`chargetwin.harness.coverage.coverage`) goes in as is, when given.
     """
     failed = [c.name for c in checks if c.violations]
     described = descriptions or {}
     verdict = "fail" if failed or thresholds_failed else "pass"
-    return {
+    document = {
         "results_format": RESULTS_FORMAT,
         "verdict": verdict,
         "failed_checks": failed,
@@ -65,6 +67,9 @@ def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any]
         "scenario": dict(scenario),
         "versions": dict(versions),
     }
+    if coverage is not None:
+        document["coverage"] = dict(coverage)
+    return document
 
 
 def _check(check: CheckLike, description: tuple[str, str] | None) -> dict[str, Any]:

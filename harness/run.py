@@ -41,12 +41,14 @@ from ..contracts.status import count_classes, station_status
 from ..twin.model import events as ev
 from ..twin.model.config import Scenario
 from ..twin.model.kpi import KpiCollector, percentiles
+from ..twin.model.series import CitySeries
 from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
 from ._access import route_key
 from ._interning import ByIdentity, Interner
 from .apps import AppUsers
+from .coverage import coverage
 from .http_tap import TappingTransport
 from .invariants import CHECKS, CheckResult, GroundTruth, StationTruth, run_checks, schema_and_rules
 from .latency import LATENCIES, latency_samples, latency_summary
@@ -235,6 +237,8 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     stack.world.subscribe(truth)
     kpis = KpiCollector(stack.world)
     stack.world.subscribe(kpis)
+    city = CitySeries(stack.world, bucket_s=default_latency_bucket(scenario.run.duration))
+    stack.world.subscribe(city)
     started = time.monotonic()
     with TraceWriter(trace_path) as writer:
         taps = holder["taps"] = _Taps(writer, stack)
@@ -267,17 +271,19 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
                          tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations})
     checks = run_checks(records, ground, deadline_s=scenario.checks.session_started_deadline_s, schema=schema)
     metrics = _metrics(taps, holder.get("apps"), gateway, lags, kpis, wall, records, backlog)
-    samples = list(latency_samples(records))  # pairing the records is the costly part: once for all three
-    metrics["latency_ms"] = latency_summary(records, samples=samples)
-    metrics["latency_histograms"] = latency_histograms(records, samples=samples)
+    metrics["city"] = city.result()
+    pairs = list(latency_samples(records))  # pairing the records is the costly part: once for all three
+    metrics["latency_ms"] = latency_summary(records, samples=pairs)
+    metrics["latency_histograms"] = latency_histograms(records, samples=pairs)
     metrics["latency_over_time"] = latency_over_time(records, bucket_s=default_latency_bucket(scenario.run.duration),
-                                                     samples=samples)
+                                                     samples=pairs)
     thresholds = _thresholds(scenario, checks, metrics)
     document = results_document(
         checks, scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed,
                           "speed": speed, "duration_s": scenario.run.duration,
                           "start": scenario.run.start.isoformat()},
-        metrics=metrics, versions=_versions(), thresholds_failed=thresholds, descriptions=CHECKS)
+        metrics=metrics, versions=_versions(), thresholds_failed=thresholds, descriptions=CHECKS,
+        coverage=coverage(records, schema, heartbeat=_heartbeat(holder.get("apps"))))
     write_results(out, document, checks)
     return document
 
@@ -383,6 +389,13 @@ def _thresholds(scenario: Scenario, checks: list[Any], metrics: dict[str, Any]) 
     if spec.max_balk_share is not None and share > spec.max_balk_share:
         failed.append(f"balk share {share:.2%} > {spec.max_balk_share:.2%}")
     return failed
+
+
+def _heartbeat(apps: AppUsers | None) -> dict[str, int] | None:
+    """The pings the apps got and the pongs they sent (seed "Heartbeat"): the trace has no frame of them."""
+    if apps is None:
+        return None
+    return {"ping": apps.metrics.pings_received, "pong": apps.metrics.pongs_sent}
 
 
 def _versions() -> dict[str, str]:
