@@ -7,8 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from report_testkit import assert_report_shows
 
 from chargetwin.harness.run import run_scenario
+from chargetwin.reports import write_report
 from chargetwin.twin.model.config import Scenario
 from chargetwin.twin.scenario import load_scenario
 from chargetwin.twin.services.faults import FAULTS, check_fault
@@ -55,3 +57,6 @@ def test_an_injected_fault_is_caught_by_its_check(fault: str, tmp_path: Path) ->
     assert check["violations"] > 0, results["checks"]
     first = check["examples"][0]
     assert first["records"] or first.get("message"), first  # the offending message is in results.json
+    # ... and in the HTML report: the failing verdict, every coverage cell, every violation
+    soup = assert_report_shows(write_report(tmp_path / "out" / "results.json"), results)
+    assert soup.select(f'tr[data-violation^="{CAUGHT_BY[fault]}:"]')

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from report_testkit import assert_report_shows
 
 from chargetwin.cli import main
 from chargetwin.harness.run import _thresholds, run_scenario
@@ -32,6 +33,9 @@ def test_smoke_passes_and_its_trace_revalidates_to_the_same_verdict(
     assert metrics["throughput"]["hops"]["ocpp"]["total"] == metrics["messages_per_hop"]["ocpp"]
     assert (out / "junit.xml").read_text(encoding="utf-8").count("<testcase") == len(results["checks"])
     assert main(["validate", "-q", str(out / "trace.ndjson")]) == 0
+    assert_report_shows(out / "report.html", results)  # the run wrote its HTML report
+    assert main(["report", str(out / "results.json"), "-o", str(tmp_path / "again.html")]) == 0
+    assert_report_shows(tmp_path / "again.html", results)
 
 
 def test_a_broken_threshold_fails_the_run(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from ._overrides import add_override_options, with_overrides
+from ._report_cmd import write_run_report
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
 
@@ -25,7 +26,7 @@ def add_run_parser(commands: Any) -> None:
         description="Start the stack (Redis, CMS, backend, gateway, OCPP charge points), let the scenario's "
                     "drivers charge through simulated apps at the scenario's speed, tap every hop into a trace, "
                     "and check every message and the cross-message invariants. Writes trace.ndjson, "
-                    "results.json and junit.xml into --out.",
+                    "results.json, junit.xml and the HTML report (report.html) into --out.",
         epilog="Exit codes: 0 every check passed and the scenario's thresholds held, 1 otherwise, "
                "2 bad input or the stack could not start.",
     )
@@ -62,11 +63,11 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"chargetwin: cannot run the stack: {error}", file=sys.stderr)
         return 2
-    _print_summary(document, out)
+    _print_summary(document, out, report=write_run_report(out))
     return 0 if document["verdict"] == "pass" else 1
 
 
-def _print_summary(document: dict[str, Any], out: Path) -> None:
+def _print_summary(document: dict[str, Any], out: Path, *, report: Path | None) -> None:
     metrics = document["metrics"]
     print(f"{document['scenario']['name']}: {document['verdict'].upper()}  "
           f"({metrics['messages_checked']:,} messages checked in {metrics['wall_seconds']:.1f} s; "
@@ -80,4 +81,5 @@ def _print_summary(document: dict[str, Any], out: Path) -> None:
                                                     for name, v in latency.items() if v["count"]))
     for failed in document["thresholds_failed"]:
         print(f"  FAIL threshold: {failed}")
-    print(f"trace, results.json and junit.xml in {out}")
+    written = "trace, results.json, junit.xml and report.html" if report else "trace, results.json and junit.xml"
+    print(f"{written} in {out}")
