@@ -7,11 +7,9 @@ backend events (at the HTTP transport, :mod:`.http_tap`), every Redis
 message, every WebSocket message each app receives and every OCPP frame into
 ``trace.ndjson``, runs the scenario for its duration at its speed, lets the
 last messages settle, and then runs every check of :mod:`.invariants` over
-the trace against the model's ground truth. It writes ``results.json`` and
-``junit.xml`` (:mod:`.results`).
-
-The backend's answers to the CMS's events are not recorded: the contracts
-know no ``response`` on ``backend:/internal/cms/events`` yet.
+the trace against the model's ground truth, and counts the trace against
+the spec's items (:mod:`.coverage`). It writes ``results.json`` and
+``junit.xml`` (:mod:`.results`); the command line adds the HTML report.
 """
 
 from __future__ import annotations
