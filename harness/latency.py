@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from typing import Any, NamedTuple
 
 from ..twin.model.kpi import percentiles
@@ -86,7 +87,14 @@ class _Pairs:
             if name == "rest.start":
                 self.starts[r.user_id].append(r.t_wall)
             return []
-        return [(name, (r.t_wall - pending.popleft()) * 1000)] if pending else []
+        if not pending:
+            return []
+        requested = pending.popleft()
+        if name == "rest.start" and r.status != 200:
+            # A refused start leads to no session_started: it must not pair with the user's next one.
+            with suppress(ValueError):
+                self.starts[r.user_id].remove(requested)
+        return [(name, (r.t_wall - requested) * 1000)]
 
     def _ocpp(self, r: TraceRecord, frame: list[Any]) -> list[tuple[str, float]]:
         kind, unique = frame[0], str(frame[1])

@@ -50,3 +50,14 @@ def test_summary_gives_percentiles_per_name() -> None:
     summary = latency_summary(TRACE)
     assert summary["rest.start"]["p99"] == pytest.approx(100.0)
     assert summary["rest.stop"]["count"] == 0
+
+
+def test_a_refused_start_does_not_pair_with_the_users_next_session_started() -> None:
+    refused = [
+        rec("app-backend", "backend:/api/charging/start", "request", {"charger_id": "CP002"}, 0.100, user_id=5),
+        rec("app-backend", "backend:/api/charging/start", "response", {"success": False}, 0.120, user_id=5,
+            status=409),
+    ]
+    found = latencies(refused + TRACE)
+    assert found["rest.start"] == pytest.approx([20.0, 100.0])
+    assert found["e2e.start_to_session_started"] == pytest.approx([160.0])  # not 1,060 ms from the refused one
