@@ -86,7 +86,7 @@ def _parse(text: str, source: str) -> Any:
 def check_results(document: Any, *, source: str = "results") -> None:
     """Raise a :class:`~.exceptions.ResultsError` unless ``document`` is a results document this report reads."""
     if not isinstance(document, Mapping):
-        raise NotAResultsError(f"the file holds JSON {_kind(document)}, not an object; {_WRITTEN_BY}.",
+        raise NotAResultsError(f"the file holds {_kind(document)} (JSON), not an object; {_WRITTEN_BY}.",
                                source=source)
     _check_format(document, source)
     _check_top(document, source)

@@ -394,3 +394,20 @@ def test_a_check_with_more_violations_than_the_file_keeps_says_so() -> None:
     assert caveats == ["schema_and_rules: 5000 violations found, the results file keeps the first 12."]
     link = soup.select_one('tr[data-check="schema_and_rules"] a[href^="#rule-"]')
     assert link is not None and link["href"] == "#rule-schema_and_rules-display_matches_status"
+
+
+def test_the_report_of_a_whole_peak_run_shows_everything_and_stays_small(real_plots: None) -> None:
+    """The results.json of a real ``chargetwin run city-evening-peak`` (5 simulated hours, about 6 million
+    messages; see fixtures/README.md), rendered with the real plots."""
+    results = load("peak")
+    html = render_report(results)
+    size = len(html.encode("utf-8"))
+    print(f"peak run: {size:,} bytes")
+    assert size < MAX_BYTES
+    soup = parse(html)
+    assert verdict_of(soup) == results["verdict"]
+    assert_coverage_complete(soup, results)
+    assert_violations_complete(soup, results)
+    assert results["metrics"]["city"]["timeline"], "the peak has faults and maintenance to put on the timeline"
+    plotted = {str(f["data-plot"]) for f in soup.select("figure[data-plot]") if f.find("svg")}
+    assert plotted == set(PLOTS)
