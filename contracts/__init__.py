@@ -15,14 +15,18 @@ from .exceptions import ContractLoadError, ContractsError, RecordError, UnknownC
 from .records import Record, check_record, iter_lines, parse_record
 from .rules import RULES, Rule
 from .validator import Validator, default_validator, json_pointer
+from .validator_rules import ROUTING_RULES, SCHEMA_KEYWORDS, RoutingRule
 from .violations import Violation
 
 __all__ = [
+    "ROUTING_RULES",
     "RULES",
+    "SCHEMA_KEYWORDS",
     "ContractLoadError",
     "ContractsError",
     "Record",
     "RecordError",
+    "RoutingRule",
     "Rule",
     "UnknownChannelError",
     "Validator",

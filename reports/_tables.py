@@ -16,7 +16,6 @@ from ._format import MISSING, duration, is_number, mapping, number, percent
 from ._words import SpecRef, spec_ref
 
 __all__ = [
-    "LATENCY_WHAT",
     "PERCENTILES",
     "CheckRow",
     "Table",
@@ -29,15 +28,11 @@ __all__ = [
 
 PERCENTILES: Final = ("count", "mean", "p10", "p50", "p90", "p95", "p99", "max")
 
-LATENCY_WHAT: Final = {
-    "rest.start": ("hop", "an app's POST /api/charging/start to its response"),
-    "rest.stop": ("hop", "an app's POST /api/charging/stop to its response"),
-    "ocpp.call": ("hop", "an OCPP CALL to its CALLRESULT or CALLERROR"),
-    "gateway.push": ("hop", "a Redis publish to the same message on each of the user's sockets"),
-    "e2e.start_to_session_started": ("end to end", "an app's start request to session_started on its sockets"),
-    "e2e.meter_values_to_app": ("end to end", "a charge point's MeterValues to the app's meter_value"),
-}
-"""Per latency name (``harness.latency.LATENCIES``): hop or end to end, and what is measured."""
+_END_TO_END: Final = "end to end"
+"""The ``kind`` of an end-to-end latency in ``metrics.latency_descriptions`` (the others are "hop")."""
+
+_UNDESCRIBED: Final = ("This results file does not describe its latencies (it has no "
+                       "metrics.latency_descriptions): the rows are in the file's order.")
 
 _FACTS: Final = (0, 1)
 """Two-column tables of figures and values: values are often compound ("3 / 1"), left-aligned."""
@@ -76,15 +71,26 @@ def check_rows(checks: Sequence[Mapping[str, Any]], *, spec_url: str | None = No
                           number(c["checked"]), c["violations"], len(c.get("examples") or ())) for c in checks)
 
 
-def latency_table(latency_ms: Any) -> Table | None:
-    """Percentiles per latency name (wall milliseconds): hops first, then end to end."""
+def latency_table(latency_ms: Any, descriptions: Any = None) -> Table | None:
+    """Percentiles per latency name (wall milliseconds): hops first, then end to end, else in the file's order.
+
+    ``descriptions`` is ``metrics.latency_descriptions``: per name, its
+    ``kind`` ("hop" or "end to end") and ``description`` (what is measured,
+    from -> to). Files written before it show both as an em dash.
+    """
     if not isinstance(latency_ms, Mapping) or not latency_ms:
         return None
-    names = sorted(latency_ms, key=lambda n: (LATENCY_WHAT.get(n, ("hop", ""))[0] != "hop", list(latency_ms).index(n)))
-    rows = tuple((name, *LATENCY_WHAT.get(name, ("", "")), *_percentiles(latency_ms[name], digits=1))
-                 for name in names)
+    words = {name: _latency_words(descriptions, name) for name in latency_ms}
+    names = sorted(latency_ms, key=lambda name: words[name][0] == _END_TO_END)
+    rows = tuple((name, *words[name], *_percentiles(latency_ms[name], digits=1)) for name in names)
     return Table("Latency percentiles (wall milliseconds)", ("latency", "kind", "from → to", *PERCENTILES), rows,
-                 text=(0, 1, 2))
+                 None if isinstance(descriptions, Mapping) else _UNDESCRIBED, text=(0, 1, 2))
+
+
+def _latency_words(descriptions: Any, name: str) -> tuple[str, str]:
+    """The kind of latency ``name`` and what it measures, from ``metrics.latency_descriptions``."""
+    entry = mapping(mapping(descriptions).get(name))
+    return _str(entry.get("kind")) or MISSING, _str(entry.get("description")) or MISSING
 
 
 def _percentiles(stats: Any, *, digits: int = 2) -> tuple[str, ...]:
@@ -196,10 +202,11 @@ def key_figures(results: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """The handful of figures under the verdict: how much, how fast, how busy."""
     metrics = mapping(results.get("metrics"))
     latency, model = mapping(metrics.get("latency_ms")), mapping(metrics.get("model"))
+    descriptions = metrics.get("latency_descriptions")
     figures = [("messages checked", number(metrics.get("messages_checked"))),
                ("messages per second", number(metrics.get("messages_per_second"), 1))]
     for name, stats in latency.items():
-        if LATENCY_WHAT.get(name, ("",))[0] == "end to end" and isinstance(stats, Mapping):
+        if _latency_words(descriptions, name)[0] == _END_TO_END and isinstance(stats, Mapping):
             figures.append((f"{name} p50 / p99", f"{number(stats.get('p50'), 1)} / {number(stats.get('p99'), 1)} ms"))
     sessions = mapping(model.get("sessions"))
     if model:

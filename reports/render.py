@@ -125,7 +125,7 @@ def build_report(results: Mapping[str, Any], *, compare: Sequence[Mapping[str, A
         generator=_version(), source=source, trace=_trace_name(source),
         header=_header(results, cover, found),
         coverage=cover, violations=found, checks=checks,
-        latency=latency_table(metrics.get("latency_ms")),
+        latency=latency_table(metrics.get("latency_ms"), metrics.get("latency_descriptions")),
         latency_plots=(draw("latency_over_time", metrics.get("latency_over_time"),
                             start=_scenario_start(results)),
                        draw("latency_histograms", metrics.get("latency_histograms"))),

@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from chargetwin.harness import latency
 from chargetwin.harness import series as harness
 from chargetwin.harness.latency import LATENCIES
 from chargetwin.harness.trace import HOPS, TraceRecord
@@ -44,8 +45,8 @@ def latency_over_time_data(buckets: int = 60) -> Data:
 
 
 def histograms_data() -> Data:
-    buckets = len(harness.HISTOGRAM_EDGES_MS) + 1
-    return {"edges_ms": list(harness.HISTOGRAM_EDGES_MS),
+    buckets = len(latency.HISTOGRAM_EDGES_MS) + 1
+    return {"edges_ms": list(latency.HISTOGRAM_EDGES_MS),
             "counts": {name: [(i * 7 + k * 3) % 11 if k // 2 + 2 <= i <= k // 2 + 8 else 0 for i in range(buckets)]
                        for k, name in enumerate(LATENCIES)}}
 
@@ -237,12 +238,12 @@ def without(data: Data, *keys: str) -> Data:
 
 
 NOTHING_TO_DRAW: list[tuple[Callable[[Any], str | None], Data]] = [
-    (plots.latency_over_time, harness.latency_over_time([])),
+    (plots.latency_over_time, latency.latency_over_time([])),
     (plots.latency_over_time, {**latency_over_time_data(3), "series": {
         "rest.start": {"count": [0, 0, 0], "p50": [None, None, None], "p99": [None, None, None]}}}),
     (plots.latency_over_time, without(latency_over_time_data(), "bucket_s")),
     (plots.latency_over_time, {**latency_over_time_data(), "t_sim": ["0", "60"]}),
-    (plots.latency_histograms, harness.latency_histograms([])),
+    (plots.latency_histograms, latency.latency_histograms([])),
     (plots.latency_histograms, without(histograms_data(), "edges_ms")),
     (plots.latency_histograms, {**histograms_data(), "counts": {"rest.start": [1, 2, 3]}}),
     (plots.throughput, harness.throughput([])),

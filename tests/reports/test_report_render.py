@@ -292,6 +292,38 @@ def test_latency_city_and_capacity_are_tables_as_well_as_plots() -> None:
     assert "dropped slow clients (gateway)" in soup.get_text()
 
 
+def _latency_rows(results: dict[str, Any]) -> list[list[str]]:
+    """The latency table's name, kind and from -> to, row by row."""
+    table = parse(render_report(results)).select_one("#latency-table")
+    assert table is not None
+    return [[c.get_text() for c in row.find_all(["th", "td"])][:3] for row in table.select("tbody tr")]
+
+
+def test_latency_kinds_and_descriptions_come_from_the_results_file() -> None:
+    results = copy.deepcopy(load("smoke"))
+    described = results["metrics"]["latency_descriptions"]
+    described["ocpp.call"]["description"] = "a CALL on the <wire> to its answer"
+    described["e2e.start_to_session_started"]["kind"] = "hop"
+    rows = _latency_rows(results)
+    assert ["ocpp.call", "hop", "a CALL on the <wire> to its answer"] in rows
+    assert [name for name, *_ in rows] == [  # hops (as the file says) first, then end to end
+        "rest.start", "rest.stop", "ocpp.call", "gateway.push", "e2e.start_to_session_started",
+        "e2e.meter_values_to_app"]
+    assert rows[-1] == ["e2e.meter_values_to_app", "end to end", described["e2e.meter_values_to_app"]["description"]]
+    results["metrics"]["latency_ms"] = dict(reversed(results["metrics"]["latency_ms"].items()))
+    assert [name for name, *_ in _latency_rows(results)][-1] == "e2e.meter_values_to_app"
+
+
+def test_a_results_file_without_latency_descriptions_still_shows_the_latencies() -> None:
+    results = copy.deepcopy(load("smoke"))
+    del results["metrics"]["latency_descriptions"]
+    results["metrics"]["latency_ms"] = dict(reversed(results["metrics"]["latency_ms"].items()))
+    rows = _latency_rows(results)
+    assert rows == [[name, "—", "—"] for name in results["metrics"]["latency_ms"]]  # in the file's order
+    section = parse(render_report(results)).select_one("#latency")
+    assert section is not None and "no metrics.latency_descriptions" in section.get_text()
+
+
 def test_the_timeline_lists_faults_and_maintenance() -> None:
     soup = parse(render_report(load("fail")))
     timeline = soup.select_one("#city-timeline")
