@@ -32,6 +32,7 @@ __all__ = [
     "ENDPOINTS",
     "ERROR_SCHEMA",
     "EVENT_TYPES",
+    "HEARTBEAT_DIRECTIONS",
     "MESSAGE_SCHEMAS",
     "OCPP_CALLS",
     "OCPP_CHANNEL_PREFIX",
@@ -153,11 +154,15 @@ the CALLRESULT travels the other way (DESIGN ruling 7). A test holds it equal to
 DIRECTIONS: dict[str, tuple[str, ...]] = {
     "http": ("request", "response"),
     "cms_events": ("request", "response"),
-    "websocket": ("receive", "send", "close"),
+    "websocket": ("receive", "send", "close", "ping", "pong"),
     "redis": ("publish",),
     "ocpp": ("send", "receive"),
 }
 """Directions a record may have, by kind of channel."""
+
+HEARTBEAT_DIRECTIONS: tuple[str, ...] = ("ping", "pong")
+"""A ping the gateway sent an app and the pong that answered it (seed "Heartbeat"): control frames,
+recorded as ``websocket`` records with any message (the trace writes ``{}``), never judged."""
 
 
 def message_schema(message_type: str, event: str | None = None) -> str:

@@ -112,7 +112,8 @@ OCPP_ROUTE: Final = "ocpp"
 """The route (:func:`route_of`) of every ``ocpp:{chargePointId}`` channel."""
 
 HEARTBEAT_KEYS: Final[dict[str, str]] = {"ping": "heartbeat:ping", "pong": "heartbeat:pong"}
-"""Item key of each heartbeat count (``{"ping": n, "pong": n}``); no trace record is a heartbeat."""
+"""Item key of each heartbeat count (``{"ping": n, "pong": n}``): ``websocket`` records of direction ``ping`` and
+``pong`` (``catalog.HEARTBEAT_DIRECTIONS``)."""
 
 _OUTCOMES: Final = ("success", "failure")
 _OCPP_KINDS: Final = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}

@@ -5,6 +5,9 @@ WebSocket, a Redis channel), the validator picks the schema (by endpoint,
 or by ``type`` and ``event``), validates it, runs the semantic rules of
 that schema, and returns the :class:`Violation` s found. Schemas are
 compiled once, when the validator is made; routes are cached per channel.
+The routing checks and JSON Schema keywords that name its violations are
+listed, with their words (and the routing checks' spec sections), in
+:mod:`.validator_rules`.
 
 Call order: make one :class:`Validator` (or use :func:`default_validator`)
 and call :meth:`Validator.validate` for every message, from any number of
@@ -25,23 +28,12 @@ from .catalog import CMS_EVENTS, CMS_EVENTS_CHANNEL, ENDPOINTS, EVENT_TYPES, MES
 from .exceptions import ContractLoadError, UnknownChannelError
 from .rules import DEFAULT_RULES, RULES_BY_SCHEMA, Rule
 from .schemas import close_codes, schema_documents
+from .validator_rules import ROUTING_RULES
 from .violations import Violation
 
 __all__ = ["Validator", "default_validator", "json_pointer"]
 
 _REDIS_CHANNEL = re.compile(r"redis:user:([0-9]+):(notifications|session_updates|charger_updates)")
-
-_SPEC_ROUTING = {
-    "receive_only": "2. Mobile App -> Node.js Gateway (WebSocket Connection)",
-    "type_allowed_on_channel": "Redis Channel Summary",
-    "close_code_known": "Error Handling",
-    "envelope_matches_status": "1. Mobile App -> Laravel Backend (REST API for Start/Stop)",
-    "message_is_object": "4. Node.js Gateway -> Mobile App (WebSocket)",
-    "message_type_known": "4. Node.js Gateway -> Mobile App (WebSocket)",
-    "message_event_known": "4. Node.js Gateway -> Mobile App (WebSocket)",
-    "event_answer_empty": "5. Example 2: Real-time Meter Value Updates (CMS -> backend internal event; docs/stack.md)",
-}
-"""Spec sections of the routing checks (the schema and semantic rules carry their own)."""
 
 
 def json_pointer(path: Any) -> str:
@@ -73,8 +65,9 @@ def _rules_of(name: str) -> tuple[Rule, ...]:
 
 
 def _routing(rule: str, pointer: str, message: str, expected: Any, actual: Any) -> Violation:
+    """A violation of the routing check ``rule`` (a key of :data:`ROUTING_RULES`), citing its spec section."""
     return Violation(rule=rule, pointer=pointer, message=message, expected=expected,
-                     actual=actual, spec=_SPEC_ROUTING[rule])
+                     actual=actual, spec=ROUTING_RULES[rule].spec)
 
 
 class Validator:
@@ -122,6 +115,8 @@ class Validator:
             )
         if route.kind == "cms_events" and direction == "response":
             return self._validate_cms_event_answer(message, status)
+        if direction in catalog.HEARTBEAT_DIRECTIONS:  # a control frame: nothing of it is a message (seed "Heartbeat")
+            return []
         if not isinstance(message, dict):
             if route.kind == "ocpp":  # an OCPP-J frame is a JSON array
                 return self.check(catalog.OCPP_FRAME_SCHEMA, message)

@@ -9,7 +9,9 @@ call runs as an asyncio task and completes the SimPy event the driver's
 process waits on, so the model learns the outcome when the service answers.
 
 Everything the apps send and receive goes to ``on_traffic`` (channel,
-direction, message, status, user id, socket id): the runner's taps.
+direction, message, status, user id, socket id): the runner's taps. That
+includes each heartbeat ping an app gets and the pong that answers it
+(direction ``ping`` / ``pong``, message ``{}``).
 """
 
 from __future__ import annotations
@@ -70,11 +72,18 @@ class _HeartbeatCounting(ClientConnection):
 
     pings_received = 0
     pongs_sent = 0
+    heartbeat: Callable[[str], None] | None = None
+    """Told ``"ping"`` for each ping and ``"pong"`` for each pong that answers it (the taps)."""
 
     def process_event(self, event: Event) -> None:
         if isinstance(event, Frame) and event.opcode is Opcode.PING:
             self.pings_received += 1
-            self.pongs_sent += self.protocol.state is State.OPEN
+            answered = self.protocol.state is State.OPEN
+            self.pongs_sent += answered
+            if self.heartbeat is not None:
+                self.heartbeat("ping")
+                if answered:
+                    self.heartbeat("pong")
         super().process_event(event)
 
 
@@ -160,6 +169,8 @@ class AppUsers:
         try:
             socket = await connect(url, ping_interval=None, max_size=None, compression=None,
                                    create_connection=_HeartbeatCounting)
+            if isinstance(socket, _HeartbeatCounting):
+                socket.heartbeat = lambda kind: self._on_traffic("websocket", kind, {}, None, user_id, socket_id)
             self._opened()
             async for frame in socket:
                 self.metrics.messages_received += 1

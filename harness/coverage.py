@@ -1,7 +1,7 @@
 """A run's spec coverage: every item the contracts know, against what the trace exercised.
 
-:func:`coverage` counts, in one pass over a run's trace records, how many
-records are each :class:`~chargetwin.contracts.coverage.SpecItem` and how
+:class:`Coverage`, the pipeline's consumer, counts as the records pass how
+many are each :class:`~chargetwin.contracts.coverage.SpecItem` and how
 many of those broke the contracts (per the ``schema_and_rules`` check's
 result), and says of each item whether the run saw it valid, saw it with
 violations, never saw it, or could not observe it. The result is the
@@ -21,10 +21,11 @@ from typing import Any, Final
 
 from ..contracts.catalog import CMS_EVENTS_CHANNEL
 from ..contracts.coverage import HEARTBEAT_KEYS, OCPP_ROUTE, SPEC_ITEMS, key_of, route_of
-from .invariants import CheckResult
+from .checks import CheckResult, InvariantViolation
+from .pipeline import Consumer, Found
 from .trace import TraceRecord
 
-__all__ = ["STATES", "coverage"]
+__all__ = ["STATES", "Coverage", "coverage"]
 
 STATES: Final = ("valid", "violations", "never seen", "not observed")
 """What a run says of an item: seen and all valid; seen with violations; not seen; no way to see it."""
@@ -66,6 +67,7 @@ class _Items:
         if kind == 2:
             if type(frame[2]) is str:
                 self._calls[channel, frame[1]] = frame[2]
+                _bound(self._calls)
             return None
         return self._calls.pop((channel, frame[1]), None) if kind in (3, 4) else None
 
@@ -78,39 +80,75 @@ class _Items:
             event = message.get("event") if type(message) is dict else None
             if type(event) is str:
                 self._events[request_id] = event
+                _bound(self._events)
             return None
         return self._events.pop(request_id, None)
 
 
-def _invalid_marks(schema_result: CheckResult) -> tuple[frozenset[int], frozenset[int]]:
-    """Lines of the records with a violation; for records not read from a file (line 0), their ids."""
-    lines: set[int] = set()
-    objects: set[int] = set()
-    for violation in schema_result.violations:
-        for record in violation.records[:1]:
-            if record.line:
-                lines.add(record.line)
-            else:
-                objects.add(id(record))
-    return frozenset(lines), frozenset(objects)
+_MAX_WAITING: Final = 4096
+"""Requests waiting for their answer; past it the oldest is forgotten (an answer never came)."""
 
 
-def _tally(records: Iterable[TraceRecord], schema_result: CheckResult) -> tuple[dict[str, int], dict[str, int], int]:
-    """One pass: records per item key, invalid records per item key, records of no item."""
-    seen = {item.key: 0 for item in SPEC_ITEMS}
-    invalid = dict(seen)
-    unmatched = 0
-    lines, objects = _invalid_marks(schema_result)
-    key_of_record = _Items().of
-    for record in records:
-        key = key_of_record(record)
+def _bound(waiting: dict[Any, Any]) -> None:
+    while len(waiting) > _MAX_WAITING:
+        del waiting[next(iter(waiting))]
+
+
+class Coverage(Consumer):
+    """The pipeline's coverage consumer: each record's item, and whether the contracts found it broken.
+
+    A record is invalid when ``schema_and_rules`` reports a violation of it
+    (the pipeline hands a record's violations over right after the
+    record), counted once however many it has. Pings and pongs an app saw
+    (``websocket`` records of direction ``ping`` / ``pong``) count as the
+    heartbeat items; ``heartbeat_observed=False`` (a capture that could not
+    see them) shows those items ``not observed`` unless one is seen.
+    """
+
+    def __init__(self, *, heartbeat_observed: bool = True) -> None:
+        self.seen = {item.key: 0 for item in SPEC_ITEMS}
+        self.invalid = dict(self.seen)
+        self.unmatched = 0
+        self.heartbeat_observed = heartbeat_observed
+        self._items = _Items()
+        self._current: tuple[TraceRecord, str] | None = None
+        self._marked: TraceRecord | None = None
+
+    def on_record(self, record: TraceRecord) -> Found:
+        if record.hop == "twin":
+            return None
+        if record.channel == "websocket" and record.direction in HEARTBEAT_KEYS:
+            self.seen[HEARTBEAT_KEYS[record.direction]] += 1
+            self.heartbeat_observed = True
+            return None
+        key = self._items.of(record)
         if key is None:
-            unmatched += 1
-            continue
-        seen[key] += 1
-        if (lines or objects) and (record.line in lines if record.line else id(record) in objects):
-            invalid[key] += 1
-    return seen, invalid, unmatched
+            self.unmatched += 1
+            self._current = None
+            return None
+        self.seen[key] += 1
+        self._current = (record, key)
+        return None
+
+    def on_violation(self, violation: InvariantViolation) -> None:
+        current = self._current
+        if (current is None or violation.check != "schema_and_rules" or not violation.records
+                or violation.records[0] is not current[0] or self._marked is current[0]):
+            return
+        self._marked = current[0]
+        self.invalid[current[1]] += 1
+
+    def result(self) -> dict[str, Any]:
+        """The ``coverage`` object of results.json: every spec item with its counts and state."""
+        items: list[dict[str, Any]] = []
+        for item in SPEC_ITEMS:
+            observed = self.heartbeat_observed or item.key not in _HEARTBEAT
+            seen, invalid = self.seen[item.key], self.invalid[item.key]
+            items.append({"key": item.key, "group": item.group, "label": item.label, "spec": item.spec,
+                          "seen": seen, "invalid": invalid, "state": _state(seen, invalid, observed=observed)})
+        states = Counter(entry["state"] for entry in items)
+        summary = {"items": len(items)} | {state: states[state] for state in STATES}
+        return {"items": items, "unmatched": self.unmatched, "summary": summary}
 
 
 def _state(seen: int, invalid: int, *, observed: bool) -> str:
@@ -123,29 +161,22 @@ def _state(seen: int, invalid: int, *, observed: bool) -> str:
 
 def coverage(records: Iterable[TraceRecord], schema_result: CheckResult, *,
              heartbeat: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """The ``coverage`` object of results.json: every spec item with its counts and state.
+    """:class:`Coverage` over a finished list of records, given the ``schema_and_rules`` result over them.
 
-    ``records``: every trace record of the run, in trace order (read once:
-    a stream will do). ``schema_result``: the ``schema_and_rules`` result
-    over the same records; a record is invalid when any of its violations
-    points at its line (records not read from a file, line 0: at the record
-    itself), counted once however many violations it has. ``heartbeat``:
-    pings the apps received and pongs they sent (``{"ping": n, "pong": n}``);
-    None when the run could not count them: the heartbeat items are then
-    ``not observed``. Records of no item (unknown channel, type, event,
-    status, close code, OCPP action, an answer whose request is not in the
-    trace) count in ``unmatched``.
+    A record is invalid when one of ``schema_result``'s violations points at
+    it: at its line, or, for records not read from a file (line 0), at the
+    record itself. ``heartbeat`` adds pings the apps received and pongs they
+    sent (``{"ping": n, "pong": n}``); without it and without ping records
+    the heartbeat items are ``not observed``.
     """
-    seen, invalid, unmatched = _tally(records, schema_result)
-    if heartbeat is not None:
-        for name, key in HEARTBEAT_KEYS.items():
-            seen[key] = int(heartbeat.get(name, 0))
-    items: list[dict[str, Any]] = []
-    for item in SPEC_ITEMS:
-        observed = heartbeat is not None or item.key not in _HEARTBEAT
-        items.append({"key": item.key, "group": item.group, "label": item.label, "spec": item.spec,
-                      "seen": seen[item.key], "invalid": invalid[item.key],
-                      "state": _state(seen[item.key], invalid[item.key], observed=observed)})
-    states = Counter(entry["state"] for entry in items)
-    summary = {"items": len(items)} | {state: states[state] for state in STATES}
-    return {"items": items, "unmatched": unmatched, "summary": summary}
+    lines = {v.records[0].line for v in schema_result.violations if v.records and v.records[0].line}
+    objects = {id(v.records[0]) for v in schema_result.violations if v.records and not v.records[0].line}
+    counter = Coverage(heartbeat_observed=heartbeat is not None)
+    for record in records:
+        counter.on_record(record)
+        current = counter._current
+        if current is not None and (record.line in lines if record.line else id(record) in objects):
+            counter.invalid[current[1]] += 1
+    for name, key in HEARTBEAT_KEYS.items():
+        counter.seen[key] += int((heartbeat or {}).get(name, 0))
+    return counter.result()

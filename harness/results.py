@@ -1,4 +1,4 @@
-"""A run's verdict as files: ``results.json`` (versioned) and JUnit XML (one test case per check).
+"""A run's verdict as files: ``results.json`` (versioned) and JUnit XML (a test case per check and per threshold).
 
 Both are written from the same check results, so a CI system and a person
 reading the JSON see the same counts. The format of ``results.json`` is
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
 
-__all__ = ["RESULTS_FORMAT", "CheckLike", "junit_xml", "results_document", "write_results"]
+__all__ = ["RESULTS_FORMAT", "CheckLike", "ThresholdLike", "junit_xml", "results_document", "write_results"]
 
 RESULTS_FORMAT = 1
 
@@ -35,6 +35,27 @@ class CheckLike(Protocol):
     @property
     def violations(self) -> Sequence[Any]: ...
 
+    @property
+    def violation_count(self) -> int: ...
+
+    @property
+    def rules(self) -> Mapping[str, int] | None: ...
+
+
+class ThresholdLike(Protocol):
+    """What a judged threshold offers (:class:`chargetwin.harness.thresholds.Threshold`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def passed(self) -> bool: ...
+
+    @property
+    def message(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 def _plain(value: Any) -> Any:
     if hasattr(value, "to_dict"):
@@ -45,23 +66,29 @@ def _plain(value: Any) -> Any:
 
 
 def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any], metrics: Mapping[str, Any],
-                     versions: Mapping[str, str], thresholds_failed: Sequence[str] = (),
+                     versions: Mapping[str, str], thresholds: Sequence[ThresholdLike] = (),
                      descriptions: Mapping[str, tuple[str, str]] | None = None,
-                     coverage: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     coverage: Mapping[str, Any] | None = None, complete: bool = True,
+                     stopped: str | None = None) -> dict[str, Any]:
     """The ``results.json`` document: verdict, every check with counts and violations, metrics, provenance.
 
     ``descriptions`` gives, per check name, what the check asserts in words and the spec section it
     comes from (``description`` and ``spec`` of each check; omitted for checks it does not name).
-    ``coverage`` (:func:`chargetwin.harness.coverage.coverage`) goes in as is, when given.
+    ``coverage`` (:class:`chargetwin.harness.coverage.Coverage`) goes in as is, when given.
+    ``complete`` is False for a run stopped early (``stopped`` says why): its results cover what it saw.
     """
-    failed = [c.name for c in checks if c.violations]
+    failed = [c.name for c in checks if c.violation_count]
+    failed_thresholds = [t.message for t in thresholds if not t.passed]
     described = descriptions or {}
-    verdict = "fail" if failed or thresholds_failed else "pass"
+    verdict = "fail" if failed or failed_thresholds else "pass"
     document = {
         "results_format": RESULTS_FORMAT,
         "verdict": verdict,
+        "complete": complete,
+        "stopped": stopped,
         "failed_checks": failed,
-        "thresholds_failed": list(thresholds_failed),
+        "thresholds_failed": failed_thresholds,
+        "thresholds": [t.to_dict() for t in thresholds],
         "checks": [_check(c, described.get(c.name)) for c in checks],
         "metrics": dict(metrics),
         "scenario": dict(scenario),
@@ -73,34 +100,58 @@ def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any]
 
 
 def _check(check: CheckLike, description: tuple[str, str] | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": check.name, "checked": check.checked, "violations": len(check.violations)}
+    entry: dict[str, Any] = {"name": check.name, "checked": check.checked, "violations": check.violation_count}
     if description is not None:
         entry["description"], entry["spec"] = description
+    entry["rules"] = dict(check.rules) if check.rules is not None else _rules(check)
     entry["examples"] = [_plain(v) for v in check.violations[:MAX_VIOLATIONS_PER_CHECK]]
     return entry
 
 
-def junit_xml(checks: Sequence[CheckLike], *, suite: str) -> str:
-    """JUnit XML with one test case per check: failed when the check found violations."""
-    failures = sum(1 for c in checks if c.violations)
-    root = ElementTree.Element("testsuites", tests=str(len(checks)), failures=str(failures))
-    tests = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(len(checks)),
+def _rules(check: CheckLike) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for v in check.violations:
+        rule = getattr(v, "rule", None) or check.name
+        found[rule] = found.get(rule, 0) + 1
+    return found
+
+
+def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[ThresholdLike] = ()) -> str:
+    """JUnit XML: a test case per check (failed when it found violations) and per threshold (failed when broken)."""
+    failures = sum(1 for c in checks if c.violation_count) + sum(1 for t in thresholds if not t.passed)
+    tests_count = len(checks) + len(thresholds)
+    root = ElementTree.Element("testsuites", tests=str(tests_count), failures=str(failures))
+    tests = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(tests_count),
                                    failures=str(failures), errors="0", skipped="0")
     for check in checks:
-        case = ElementTree.SubElement(tests, "testcase", classname=suite, name=check.name)
-        if check.violations:
-            first = _plain(check.violations[0])
+        case = ElementTree.SubElement(tests, "testcase", classname=f"{suite}.checks", name=check.name)
+        if check.violation_count:
+            first = _plain(check.violations[0]) if check.violations else {}
             failure = ElementTree.SubElement(case, "failure", type="ContractViolation",
-                                             message=f"{len(check.violations)} violation(s) in {check.checked} checked")
+                                             message=f"{check.violation_count} violation(s) in {check.checked} "
+                                                     "checked")
             failure.text = json.dumps(first, indent=2, default=str, ensure_ascii=False)
         ElementTree.SubElement(case, "system-out").text = f"checked {check.checked}"
+    for threshold in thresholds:
+        case = ElementTree.SubElement(tests, "testcase", classname=f"{suite}.thresholds", name=threshold.name)
+        if not threshold.passed:
+            failure = ElementTree.SubElement(case, "failure", type="ThresholdFailed", message=threshold.message)
+            failure.text = json.dumps(threshold.to_dict(), indent=2, default=str, ensure_ascii=False)
+        ElementTree.SubElement(case, "system-out").text = threshold.message
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 
-def write_results(out: Path, document: Mapping[str, Any], checks: Sequence[CheckLike]) -> None:
-    """Write ``results.json`` and ``junit.xml`` into ``out`` (created if missing)."""
+def write_results(out: Path, document: Mapping[str, Any], checks: Sequence[CheckLike],
+                  thresholds: Sequence[ThresholdLike] = ()) -> None:
+    """Write ``results.json`` and ``junit.xml`` into ``out`` (created if missing), each through a temporary file."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+    _write(out / "results.json", json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
     suite = f"chargetwin.{document.get('scenario', {}).get('name', 'run')}"
-    (out / "junit.xml").write_text(junit_xml(checks, suite=suite), encoding="utf-8")
+    _write(out / "junit.xml", junit_xml(checks, suite=suite, thresholds=thresholds))
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` whole or not at all: a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -1,108 +1,35 @@
-"""Metrics over time, read off the trace: throughput per hop, latency over the simulated day.
+"""Throughput per hop, counted as the observations pass, and the buckets of a run's series over time.
 
-Pure functions over trace records (any order); their output is JSON-ready
-and small, for ``results.json`` (``metrics.throughput`` and
-``metrics.latency_over_time``, ``docs/results-format.md``):
-
-- :func:`throughput`: messages per wall second on each hop of
-  :data:`~.trace.HOPS`, bucketed by ``t_wall``: the series of counts and its
-  mean, p50, p99 and peak.
-- :func:`latency_over_time`: p50 and p99 of each latency of
-  :data:`~.latency.LATENCIES` per bucket of simulated time, bucketed by the
-  ``t_sim`` of the record that completed the pair
-  (:func:`~.latency.latency_samples`).
-
-Percentiles are ``chargetwin.twin.model.kpi.percentiles`` (nearest rank), the
-same as :func:`~.latency.latency_summary`'s.
+:class:`Throughput` is the pipeline's consumer for ``metrics.throughput``
+(``docs/results-format.md``): messages per wall second on each hop of
+:data:`~.trace.HOPS`, bucketed by ``t_wall``, with the mean, p50, p99 and
+peak of the per-second rates (exact: it keeps how many seconds had each
+count, not the seconds) and a series of counts of at most
+:data:`MAX_POINTS` points. Its memory does not grow with the run: the
+series' buckets double in width whenever there are twice too many.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any, Final
 
-from ..twin.model.kpi import percentiles
 from ..twin.model.series import default_bucket
-from .latency import LATENCIES, LatencySample, latency_samples
+from .pipeline import Consumer, Found
 from .trace import HOPS, TraceRecord
 
-__all__ = ["HISTOGRAM_EDGES_MS", "MAX_POINTS", "default_latency_bucket", "latency_histograms", "latency_over_time",
-           "throughput"]
-
-HISTOGRAM_EDGES_MS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000)
-"""Upper edges (ms) of the latency histograms' buckets; a last bucket holds everything slower."""
+__all__ = ["MAX_POINTS", "Throughput", "default_latency_bucket", "throughput"]
 
 MAX_POINTS: Final = 400
 """At most this many points in a throughput series: longer runs get wider series buckets."""
 
-"""Latency over time: about this many buckets over a run (see :func:`default_latency_bucket`)."""
-
-
-def _index(t: float, bucket_s: float) -> int:
-    return max(0, math.floor(t / bucket_s))
-
-
-def _check_bucket(bucket_s: float) -> None:
-    if not bucket_s > 0:
-        raise ValueError(f"bucket_s must be a positive number of seconds, not {bucket_s!r}")
-
-
-# --- throughput -------------------------------------------------------------------------
-
-
-def throughput(records: Iterable[TraceRecord], *, bucket_s: float = 1.0,
-               max_points: int = MAX_POINTS) -> dict[str, Any]:
-    """Messages per wall second on each hop, from the run's start to its last record.
-
-    Every record but a socket's ``close`` is a message of its hop, counted in
-    the bucket ``floor(t_wall / bucket_s)``. Each hop of :data:`~.trace.HOPS`
-    is always present (others only when seen); all hops share the buckets
-    0 .. the last record's. ``mean``, ``p50``, ``p99`` and ``peak`` are
-    messages per second (count / ``bucket_s``) over every bucket, quiet ones
-    included (the last bucket may be partial). ``series`` lists counts per
-    ``series_bucket_s``: ``bucket_s`` times the smallest whole factor that
-    keeps it within ``max_points`` points. Empty input: empty series, zeros.
-    ValueError when ``bucket_s`` is not positive or ``max_points`` < 1.
-    """
-    _check_bucket(bucket_s)
-    if max_points < 1:
-        raise ValueError(f"max_points must be at least 1, not {max_points!r}")
-    counts = _counts_per_hop(records, bucket_s)
-    buckets = max((len(c) for c in counts.values()), default=0)
-    factor = max(1, math.ceil(buckets / max_points))
-    return {"bucket_s": bucket_s, "series_bucket_s": bucket_s * factor,
-            "hops": {hop: _hop_throughput(c + [0] * (buckets - len(c)), bucket_s, factor)
-                     for hop, c in counts.items()}}
-
-
-def _counts_per_hop(records: Iterable[TraceRecord], bucket_s: float) -> dict[str, list[int]]:
-    """Per hop, messages per bucket (lists as long as that hop's last bucket)."""
-    counts: dict[str, list[int]] = {hop: [] for hop in HOPS}
-    for r in records:
-        if r.direction == "close":
-            continue
-        series = counts.setdefault(r.hop, [])
-        i = _index(r.t_wall, bucket_s)
-        if i >= len(series):
-            series.extend([0] * (i + 1 - len(series)))
-        series[i] += 1
-    return counts
-
-
-def _hop_throughput(counts: Sequence[int], bucket_s: float, factor: int) -> dict[str, Any]:
-    stats = percentiles([c / bucket_s for c in counts], digits=2)
-    series = [sum(counts[i:i + factor]) for i in range(0, len(counts), factor)]
-    return {"total": sum(counts), "mean": stats["mean"], "p50": stats["p50"], "p99": stats["p99"],
-            "peak": stats["max"], "series": series}
-
-
-# --- latency over time ------------------------------------------------------------------
+_NOT_MESSAGES: Final = frozenset({"close", "ping", "pong"})
 
 
 def default_latency_bucket(duration_s: float) -> float:
-    """The bucket for :func:`latency_over_time`: the model's city series rule
+    """The bucket for latency over time: the model's city series rule
     (:func:`chargetwin.twin.model.series.default_bucket`), so that latency and
     city plots of one run share their buckets: ``duration_s`` / 60 rounded up to
     whole minutes, at least 60 s (1 minute for 15 minutes, 5 for 5 hours).
@@ -110,52 +37,117 @@ def default_latency_bucket(duration_s: float) -> float:
     return default_bucket(duration_s)
 
 
-def latency_over_time(records: Sequence[TraceRecord], *, bucket_s: float | None = None,
-                      samples: Iterable[LatencySample] | None = None) -> dict[str, Any]:
-    """p50 and p99 (ms) of each latency per bucket of simulated time.
+class _Hop:
+    """One hop's counts: the bucket being filled, how many buckets had each count, the series' sums."""
 
-    A latency (:func:`~.latency.latency_samples`) falls in the bucket
-    ``floor(t_sim / bucket_s)`` of the record that completed its pair. All
-    names share the buckets 0 .. the last record's (any record's, so the
-    series span the run); ``t_sim`` lists each bucket's start. Per name,
-    ``count``, ``p50`` and ``p99`` are lists of that length, the percentiles
-    ``null`` where a bucket has no sample. ``bucket_s`` defaults to
-    :func:`default_latency_bucket` of the last record's ``t_sim``; pass
-    ``default_latency_bucket(scenario duration)`` to align runs of one
-    scenario. ``samples``: the records' latency samples, when the caller
-    already has them. ValueError when ``bucket_s`` is not positive.
-    """
-    t_end = max((r.t_sim for r in records), default=0.0)
-    bucket = default_latency_bucket(t_end) if bucket_s is None else bucket_s
-    _check_bucket(bucket)
-    buckets = _index(t_end, bucket) + 1 if records else 0
-    values: dict[str, list[list[float]]] = {name: [[] for _ in range(buckets)] for name in LATENCIES}
-    for sample in latency_samples(records) if samples is None else samples:
-        values[sample.name][_index(sample.t_sim, bucket)].append(sample.ms)
-    return {"bucket_s": bucket, "t_sim": [i * bucket for i in range(buckets)],
-            "series": {name: _latency_series(per_bucket) for name, per_bucket in values.items()}}
+    def __init__(self) -> None:
+        self.current = -1
+        self.count = 0
+        self.rates: Counter[int] = Counter()
+        self.sums: list[int] = []
+        self.total = 0
 
+    def add(self, index: int, group: int) -> None:
+        self.total += 1
+        if index > self.current:
+            self.close(index)
+            self.current = index
+        self.count += 1
+        position = max(index, self.current) // group
+        if position >= len(self.sums):
+            self.sums.extend([0] * (position + 1 - len(self.sums)))
+        self.sums[position] += 1
 
-def _latency_series(per_bucket: Sequence[Sequence[float]]) -> dict[str, list[Any]]:
-    stats = [percentiles(values, digits=1) if values else None for values in per_bucket]
-    return {"count": [len(values) for values in per_bucket],
-            "p50": [s["p50"] if s else None for s in stats],
-            "p99": [s["p99"] if s else None for s in stats]}
+    def close(self, until: int) -> None:
+        """Close the bucket being filled and count the empty ones before ``until``."""
+        if self.current >= 0:
+            self.rates[self.count] += 1
+        empty = until - self.current - 1
+        if empty > 0:
+            self.rates[0] += empty
+        self.count = 0
 
-
-# --- latency histograms -------------------------------------------------------------------
+    def coarsen(self) -> None:
+        self.sums = [sum(self.sums[i:i + 2]) for i in range(0, len(self.sums), 2)]
 
 
-def latency_histograms(records: Iterable[TraceRecord], *, samples: Iterable[LatencySample] | None = None,
-                       ) -> dict[str, Any]:
-    """How many latencies of each name fell in each bucket of :data:`HISTOGRAM_EDGES_MS`.
+class Throughput(Consumer):
+    """Messages per wall second on each hop; every record but a socket's close or a ping is a message."""
 
-    ``counts[name][i]`` counts latencies ``<= edges_ms[i]`` and above the edge
-    before it; the last entry (one more than the edges) counts those above
-    the last edge. Every name of :data:`~.latency.LATENCIES` is present.
-    ``samples``: the records' latency samples, when the caller already has them.
-    """
-    counts = {name: [0] * (len(HISTOGRAM_EDGES_MS) + 1) for name in LATENCIES}
-    for sample in latency_samples(records) if samples is None else samples:
-        counts[sample.name][bisect.bisect_left(HISTOGRAM_EDGES_MS, sample.ms)] += 1
-    return {"edges_ms": list(HISTOGRAM_EDGES_MS), "counts": counts}
+    def __init__(self, *, bucket_s: float = 1.0, max_points: int = MAX_POINTS) -> None:
+        if not bucket_s > 0:
+            raise ValueError(f"bucket_s must be a positive number of seconds, not {bucket_s!r}")
+        if max_points < 1:
+            raise ValueError(f"max_points must be at least 1, not {max_points!r}")
+        self.bucket_s, self.max_points = bucket_s, max_points
+        self._hops: dict[str, _Hop] = {hop: _Hop() for hop in HOPS}
+        self._group = 1  # buckets per series sum
+        self._last = -1
+
+    def on_record(self, record: TraceRecord) -> Found:
+        if record.direction in _NOT_MESSAGES or record.hop == "twin":
+            return None
+        index = max(0, math.floor(record.t_wall / self.bucket_s))
+        if index > self._last:
+            self._last = index
+            while self._last // self._group >= 2 * self.max_points:
+                self._group *= 2
+                for hop in self._hops.values():
+                    hop.coarsen()
+        hop = self._hops.get(record.hop) or self._hops.setdefault(record.hop, _Hop())
+        hop.add(index, self._group)
+        return None
+
+    def result(self) -> dict[str, Any]:
+        """``metrics.throughput``: per hop total, mean, p50, p99, peak (messages/s) and the series of counts.
+
+        Every hop of :data:`~.trace.HOPS` is present (others only when
+        seen); all share the buckets from the run's start to its last
+        record, quiet ones included in the statistics. The series lists
+        counts per ``series_bucket_s``.
+        """
+        buckets = self._last + 1
+        groups = math.ceil(buckets / self._group) if buckets else 0
+        factor = max(1, math.ceil(groups / self.max_points))
+        return {"bucket_s": self.bucket_s, "series_bucket_s": self.bucket_s * self._group * factor,
+                "hops": {name: self._hop_result(hop, buckets, groups, factor) for name, hop in self._hops.items()}}
+
+    def _hop_result(self, hop: _Hop, buckets: int, groups: int, factor: int) -> dict[str, Any]:
+        rates = Counter(hop.rates)
+        if hop.current >= 0:
+            rates[hop.count] += 1
+        quiet = buckets - sum(rates.values())
+        if quiet > 0:
+            rates[0] += quiet
+        sums = hop.sums + [0] * (groups - len(hop.sums))
+        series = [sum(sums[i:i + factor]) for i in range(0, len(sums), factor)]
+        stats = _rate_stats(rates, self.bucket_s)
+        return {"total": hop.total, **stats, "series": series}
+
+
+def _rate_stats(rates: Counter[int], bucket_s: float) -> dict[str, float]:
+    """mean, p50, p99 (nearest rank) and peak of per-second rates, from how many buckets had each count."""
+    n = sum(rates.values())
+    if not n:
+        return {"mean": 0.0, "p50": 0.0, "p99": 0.0, "peak": 0.0}
+    ordered = sorted(rates.items())
+
+    def at(q: float) -> float:
+        rank, seen = max(1, math.ceil(q * n)), 0
+        for count, times in ordered:
+            seen += times
+            if seen >= rank:
+                return round(count / bucket_s, 2)
+        return round(ordered[-1][0] / bucket_s, 2)
+
+    mean = sum(count * times for count, times in ordered) / n / bucket_s
+    return {"mean": round(mean, 2), "p50": at(0.50), "p99": at(0.99), "peak": round(ordered[-1][0] / bucket_s, 2)}
+
+
+def throughput(records: Iterable[TraceRecord], *, bucket_s: float = 1.0, max_points: int = MAX_POINTS,
+               ) -> dict[str, Any]:
+    """:class:`Throughput` over a finished list of records."""
+    counter = Throughput(bucket_s=bucket_s, max_points=max_points)
+    for record in records:
+        counter.on_record(record)
+    return counter.result()

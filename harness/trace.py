@@ -28,7 +28,9 @@ from .exceptions import TraceError
 
 __all__ = [
     "HOPS",
+    "READS",
     "TRACE_FORMAT",
+    "TWIN",
     "TraceRecord",
     "TraceWriter",
     "encode_message",
@@ -36,10 +38,15 @@ __all__ = [
     "from_record",
     "parse_trace_line",
     "read_trace",
+    "read_trace_lines",
 ]
 
-TRACE_FORMAT: Final = 1
-"""Version of the trace format; every record carries it as ``trace_format``."""
+TRACE_FORMAT: Final = 2
+"""Version of the trace format; every record carries it as ``trace_format``. Version 2 added the twin's
+own records (hop ``twin``), pings and pongs, and ``seq``; a reader of version 2 reads version 1."""
+
+READS: Final = (1, 2)
+"""The versions :func:`read_trace` reads."""
 
 HOPS: Final = ("app-backend", "backend-cms", "cms-backend", "redis", "gateway-app", "ocpp")
 """Where a message was tapped:
@@ -50,9 +57,13 @@ HOPS: Final = ("app-backend", "backend-cms", "cms-backend", "redis", "gateway-ap
 ``redis``         every Redis pub/sub message (``redis:user:{id}:...``, ``publish``);
 ``gateway-app``   every WebSocket message a simulated app receives (``websocket``);
 ``ocpp``          OCPP-J frames between a charge point and the CMS (``ocpp:{chargePointId}``).
+
+The twin's own records of what the model knows (:mod:`.truth`) have the hop
+:data:`TWIN`; they are not messages of the protocol.
 """
 
-_HOP_SET: Final = frozenset(HOPS)
+TWIN: Final = "twin"
+_HOP_SET: Final = frozenset((*HOPS, TWIN))
 _INT_IDS: Final = ("user_id", "socket_id", "session_id", "transaction_id", "connector_id")
 _STR_IDS: Final = ("charger_id", "request_id")
 
@@ -65,8 +76,11 @@ class TraceRecord:
     seconds since the run's start. ``socket_id`` names the app socket that
     received a ``gateway-app`` message; ``user_id`` is the user of that socket
     (``gateway-app``) or of the app that made the call (``app-backend``).
-    ``line`` is the 1-based line of a record read from a file (0 otherwise);
-    it is not written.
+    ``line`` is the record's 1-based number in its run: the line of a whole
+    trace (a record read from a trace that keeps only some records, such as
+    ``--trace violations``, has the number it had in the run, its ``seq``);
+    0 for records made by hand. It is not written, but as ``seq`` where
+    lines are left out.
     """
 
     hop: str
@@ -99,16 +113,19 @@ class TraceRecord:
         return data
 
 
-def encode_record(record: TraceRecord, *, message_json: str | None = None) -> str:
+def encode_record(record: TraceRecord, *, message_json: str | None = None, seq: bool = False) -> str:
     """One NDJSON line (with its newline); :class:`TraceError` for a hop or value JSON cannot hold.
 
     ``message_json``: the message already encoded by :func:`encode_message` (the copies of a
-    fan-out are encoded once); the line is the same as without it.
+    fan-out are encoded once); the line is the same as without it. ``seq``: write the
+    record's number in the run (its ``line``), for traces that leave records out.
     """
     if record.hop not in _HOP_SET:
         raise TraceError(f"unknown hop {record.hop!r}; use one of {', '.join(HOPS)}")
     head = record.to_dict()
     message = head.pop("message")
+    if seq:
+        head["seq"] = record.line
     try:
         text = _dumps(head)
         return f"{text[:-1]},\"message\":{message_json or encode_message(message)}}}\n"
@@ -140,12 +157,12 @@ class TraceWriter:
                                           buffering=buffer_bytes)
         self.records_written = 0
 
-    def write(self, record: TraceRecord, *, message_json: str | None = None) -> None:
-        """Append one record (``message_json``: see :func:`encode_record`)."""
+    def write(self, record: TraceRecord, *, message_json: str | None = None, seq: bool = False) -> None:
+        """Append one record (``message_json``, ``seq``: see :func:`encode_record`)."""
         if self._file is None:
             raise TraceError("the trace writer is closed; records written after close would be lost",
                              source=self.path)
-        self._file.write(encode_record(record, message_json=message_json))
+        self._file.write(encode_record(record, message_json=message_json, seq=seq))
         self.records_written += 1
 
     def write_many(self, records: Iterable[TraceRecord]) -> None:
@@ -195,11 +212,12 @@ def from_record(record: Record) -> TraceRecord:
     def fail(problem: str) -> TraceError:
         return TraceError(problem, source=record.source, line=record.line)
 
-    if extra.get("trace_format") != TRACE_FORMAT:
-        raise fail(f"trace_format is {extra.get('trace_format')!r}; this reader reads version {TRACE_FORMAT}")
+    if extra.get("trace_format") not in READS:
+        raise fail(f"trace_format is {extra.get('trace_format')!r}; this reader reads versions "
+                   f"{' and '.join(map(str, READS))}")
     hop = extra.get("hop")
     if hop not in _HOP_SET:
-        raise fail(f"hop is {hop!r}; use one of {', '.join(HOPS)}")
+        raise fail(f"hop is {hop!r}; use one of {', '.join((*HOPS, TWIN))}")
     t_sim, t_wall = extra.get("t_sim"), extra.get("t_wall")
     if not _is_number(t_sim) or not _is_number(t_wall):
         raise fail(f"t_sim and t_wall must be numbers of seconds, not {t_sim!r} and {t_wall!r}")
@@ -215,8 +233,11 @@ def from_record(record: Record) -> TraceRecord:
         if value is not None and not isinstance(value, str):
             raise fail(f"{key} must be a string, not {value!r}")
         ids[key] = value
+    seq = extra.get("seq", record.line)
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise fail(f"seq must be a whole number of at least 0, not {seq!r}")
     return TraceRecord(hop=hop, channel=record.channel, direction=record.direction, message=record.message,
-                       t_sim=float(t_sim), t_wall=float(t_wall), status=record.status, line=record.line, **ids)
+                       t_sim=float(t_sim), t_wall=float(t_wall), status=record.status, line=seq, **ids)
 
 
 def _is_number(value: Any) -> bool:
@@ -230,11 +251,16 @@ def read_trace(path: str | os.PathLike[str]) -> Iterator[TraceRecord]:
     not mutate the messages of the records.
     """
     source = os.fspath(path)
-    messages = Interner(strict=True)
     with open(source, "rb") as stream:
-        for line, raw in iter_lines(stream):
-            yield _read_written_line(raw, messages, source=source, line=line) or parse_trace_line(
-                raw, source=source, line=line)
+        yield from read_trace_lines(stream, source=source)
+
+
+def read_trace_lines(stream: Iterable[bytes], *, source: str = "-") -> Iterator[TraceRecord]:
+    """Every record of the trace lines of ``stream`` (a binary file, standard input), as :func:`read_trace`."""
+    messages = Interner(strict=True)
+    for line, raw in iter_lines(stream):
+        yield _read_written_line(raw, messages, source=source, line=line) or parse_trace_line(
+            raw, source=source, line=line)
 
 
 _MESSAGE_KEY: Final = b',"message":'

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from report_testkit import assert_report_shows
+from run_testkit import same_verdict_from_the_trace
 
 from chargetwin.harness.run import run_scenario
 from chargetwin.reports import write_report
@@ -57,6 +58,10 @@ def test_an_injected_fault_is_caught_by_its_check(fault: str, tmp_path: Path) ->
     assert check["violations"] > 0, results["checks"]
     first = check["examples"][0]
     assert first["records"] or first.get("message"), first  # the offending message is in results.json
+    # reported while the traffic flowed: before the scenario's time was up, on the records' wall clock
+    reported = min(v["reported_t_wall"] for v in check["examples"])
+    assert reported < results["metrics"]["scenario_ended_t_wall"], (reported, results["metrics"])
+    same_verdict_from_the_trace(tmp_path / "out", results)  # validate finds the same on the run's trace
     # ... and in the HTML report: the failing verdict, every coverage cell, every violation
     soup = assert_report_shows(write_report(tmp_path / "out" / "results.json"), results)
     assert soup.select(f'tr[data-violation^="{CAUGHT_BY[fault]}:"]')

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Callable
 
 from simpy import Environment
 
@@ -39,17 +40,29 @@ def _drain_now(env: Environment) -> None:
 class ModelRunner:
     """Keeps ``world`` at ``clock``'s simulated time until :meth:`stop` (or cancellation).
 
-    ``lags`` collects, for each step, how far (in wall seconds) the step
-    started behind the moment its first event was due: a run whose lag grows
-    has saturated.
+    For each step with work, ``on_lag`` (when given) is told how far (in
+    wall seconds) the step started behind the moment its first event was
+    due: a run whose lag grows has saturated. ``steps`` counts those steps
+    and ``max_lag`` is the largest lag; nothing grows with the run.
     """
 
-    def __init__(self, world: World, clock: SimClock, *, tick: float = 0.2) -> None:
+    def __init__(self, world: World, clock: SimClock, *, tick: float = 0.2,
+                 on_lag: Callable[[float], None] | None = None) -> None:
         self.world = world
         self.clock = clock
         self.tick = tick
-        self.lags: list[float] = []
+        self.on_lag = on_lag
+        self.steps = 0
+        self.max_lag = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The exception that ended the stepping task, if it died (a bug in the model)."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled():
+            return None
+        return task.exception()
 
     def start(self) -> None:
         """Start stepping in the running loop; the model catches up with the clock at once."""
@@ -69,7 +82,11 @@ class ModelRunner:
         target = self.clock.sim_seconds()
         due = env.peek()
         if due <= target:
-            self.lags.append(max(0.0, time.monotonic() - self.clock.wall_at(due)))
+            lag = max(0.0, time.monotonic() - self.clock.wall_at(due))
+            self.steps += 1
+            self.max_lag = max(self.max_lag, lag)
+            if self.on_lag is not None:
+                self.on_lag(lag)
         if target > env.now:
             env.run(until=target)
             _drain_now(env)

@@ -72,7 +72,7 @@ class Stack:
     to the backend (the CMS closes it when it stops). Either one replaces the
     service's own transport, and with it the connection limits set on the
     client: give the inner transport those limits. None keeps the services'
-    own.
+    own. ``on_lag`` is told each model step's lag behind the clock (:class:`ModelRunner`).
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
@@ -80,7 +80,8 @@ class Stack:
                  app_factory: Callable[[Stack], App] | None = None,
                  ocpp_tap: Callable[[str, str, str], None] | None = None,
                  cms_transport: httpx.AsyncBaseTransport | None = None,
-                 events_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 events_transport: httpx.AsyncBaseTransport | None = None,
+                 on_lag: Callable[[float], None] | None = None) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
@@ -90,6 +91,7 @@ class Stack:
         self._ocpp_tap = ocpp_tap
         self._cms_client = None if cms_transport is None else httpx.AsyncClient(transport=cms_transport)
         self._events_transport = events_transport
+        self._on_lag = on_lag
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None
@@ -134,7 +136,7 @@ class Stack:
         if self._app_factory is not None:  # the drivers' apps go through the services from the first trip
             self.world.app = self._app_factory(self)
         self.clock.begin()
-        self.runner = ModelRunner(self.world, self.clock)
+        self.runner = ModelRunner(self.world, self.clock, on_lag=self._on_lag)
         self.runner.start()
 
     async def _settle_boot(self, timeout: float = 60.0) -> None:

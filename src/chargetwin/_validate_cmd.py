@@ -9,11 +9,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
+from ._run_cmd import print_summary
 from .contracts import (
     ContractsError,
     Record,
@@ -25,6 +27,8 @@ from .contracts import (
     iter_lines,
     parse_record,
 )
+from .harness.checks import InvariantViolation
+from .harness.pipeline import Consumer
 
 __all__ = ["Summary", "add_validate_parser", "validate_stream"]
 
@@ -52,8 +56,11 @@ def add_validate_parser(commands: Any) -> None:
         help="validate captured messages (NDJSON) against the contracts",
         description="Validate captured traffic offline. Each line of FILE is one record: "
                     '{"channel": ..., "direction": ..., "message": {...}} (see docs/traffic-format.md). '
+                    "A run's trace (trace.ndjson: records with trace_format) goes through the same checks as "
+                    "the run did, cross-message checks and the run's thresholds included, and gets its verdict. "
                     "Prints each violation and a summary.",
-        epilog="Exit codes: 0 every record conforms, 1 violations found, 2 unreadable input.",
+        epilog="Exit codes: 0 every record conforms (a trace: its run passed), 1 violations found (a trace: its run "
+               "failed), 2 unreadable or empty input.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file to check; '-' reads standard input")
     parser.add_argument("--format", choices=("text", "json"), default="text",
@@ -71,19 +78,65 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
     summary = Summary()
+    codes: list[int] = []
     show_progress = sys.stderr.isatty() if args.progress is None else args.progress
     with _progress_bar(show_progress, forced=bool(args.progress)) as progress:
         for name in args.files:
             try:
                 with _open(name) as stream:
-                    lines = _with_progress(stream, progress, name) if progress else stream
+                    first, lines = _peek(_with_progress(stream, progress, name) if progress else stream)
+                    if first is not None and b'"trace_format"' in first:
+                        codes.append(validate_trace(lines, source=name, out=None if args.quiet else sys.stdout,
+                                                    fmt=args.format))
+                        continue
                     validate_stream(validator, lines, source=name, summary=summary,
                                     out=None if args.quiet else sys.stdout, fmt=args.format)
             except OSError as error:
                 print(f"chargetwin: cannot read {name}: {error.strerror or error}", file=sys.stderr)
                 summary.unreadable += 1
-    _print_summary(summary, sys.stderr if args.format == "json" else sys.stdout)
-    return summary.exit_code
+    if summary.records or summary.unreadable or not codes:
+        if not summary.records and not summary.unreadable:
+            print("chargetwin: nothing to validate: the input holds no record", file=sys.stderr)
+            return 2
+        _print_summary(summary, sys.stderr if args.format == "json" else sys.stdout)
+        codes.append(summary.exit_code)
+    return max(codes)
+
+
+def _peek(lines: Iterable[bytes]) -> tuple[bytes | None, Iterable[bytes]]:
+    """The first non-blank line of ``lines``, and all of them again (blank ones included)."""
+    iterator = iter(lines)
+    seen: list[bytes] = []
+    for raw in iterator:
+        seen.append(raw)
+        if raw.strip():
+            return raw, chain(seen, iterator)
+    return None, seen
+
+
+def validate_trace(lines: Iterable[bytes], *, source: str, out: IO[str] | None, fmt: str = "text") -> int:
+    """Replay a run's trace through the run's checks; print its violations and verdict; the exit code."""
+    from .harness.exceptions import TraceError
+    from .harness.replay import replay
+
+    try:
+        replayed = replay(lines, source=source, extra=lambda header: [_TracePrinter(source, out, fmt)])
+    except TraceError as error:
+        print(f"chargetwin: {error}", file=sys.stderr)
+        return 2
+    judge = replayed.judge
+    end = judge.counts.end
+    if end is None and replayed.header_found:
+        from .harness.judge import RunEnd
+
+        end = RunEnd(complete=False, stopped="the trace ends before its run did (it has no twin:end record)")
+    for problem in judge.counts.problems:
+        print(f"chargetwin: {source}: {problem}", file=sys.stderr)
+    document, _ = judge.results(versions={}, end=end)
+    if not replayed.header_found:
+        document["scenario"] = {"name": source}
+    print_summary(document, None, report=None)
+    return 0 if document["verdict"] == "pass" else 1
 
 
 @contextmanager
@@ -147,12 +200,48 @@ def validate_stream(validator: Validator, stream: Iterable[bytes], *, source: st
     return summary
 
 
+class _TracePrinter(Consumer):
+    """Prints each violation of a replayed trace as it is found."""
+
+    def __init__(self, source: str, out: IO[str] | None, fmt: str) -> None:
+        self._source, self._out, self._fmt = source, out, fmt
+
+    def on_violation(self, violation: InvariantViolation) -> None:
+        if self._out is None:
+            return
+        record = violation.records[0] if violation.records else None
+        line = record.line if record is not None else 0
+        if self._fmt == "json":
+            self._out.write(json.dumps({"source": self._source, "line": line, **_plain(violation)},
+                                       ensure_ascii=False, default=str) + "\n")
+            return
+        where = f"{self._source}:{line}: " if line else f"{self._source}: "
+        if violation.check == "schema_and_rules" and record is not None:
+            described = _describe_parts(record.channel, record.direction, record.message)
+            self._out.write(f"{where}{record.hop} {described}\n")
+            self._out.write(f"  {violation.message}\n")
+            self._out.write(f"    expected {_short(violation.expected)}, got {_short(violation.actual)}")
+            self._out.write(f"  [spec: {violation.spec}]\n" if violation.spec else "\n")
+            return
+        self._out.write(f"{where}{violation.check}: {violation.message}\n")
+
+
+def _plain(violation: InvariantViolation) -> dict[str, Any]:
+    found: dict[str, Any] = violation.to_dict()
+    found.pop("records", None)
+    return found
+
+
 def _describe(record: Record) -> str:
-    message = record.message if isinstance(record.message, dict) else {}
+    return _describe_parts(record.channel, record.direction, record.message)
+
+
+def _describe_parts(channel: str, direction: str, message: Any) -> str:
+    message = message if isinstance(message, dict) else {}
     kind = message.get("type") or message.get("event") or ""
     if message.get("type") and message.get("event"):
         kind = f"{message['type']}/{message['event']}"
-    return " ".join(part for part in (record.channel, record.direction, str(kind)) if part)
+    return " ".join(part for part in (channel, direction, str(kind)) if part)
 
 
 def _print_violations(record: Record, violations: list[Violation], out: IO[str], fmt: str) -> None:

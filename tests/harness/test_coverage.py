@@ -10,8 +10,8 @@ from trace_testkit import TraceKit, good_session, meter_value
 
 from chargetwin.contracts import catalog
 from chargetwin.contracts.coverage import SPEC_ITEMS
+from chargetwin.harness.checks import CheckResult, schema_and_rules
 from chargetwin.harness.coverage import STATES, coverage
-from chargetwin.harness.invariants import CheckResult, schema_and_rules
 from chargetwin.harness.trace import TraceRecord, TraceWriter, read_trace
 
 

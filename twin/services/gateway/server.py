@@ -348,7 +348,7 @@ class Gateway:
                 await asyncio.sleep(delay)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
 

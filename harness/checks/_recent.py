@@ -1,0 +1,77 @@
+"""Private: a map that forgets what was not touched for a while (in simulated and in wall time).
+
+The online checks remember per session, per stream or per message only as
+long as a late message could still need it: :class:`Recent` drops an entry
+once both ``window_s`` simulated and ``window_wall_s`` wall seconds passed
+since it was last touched, so its size follows what is live, not how long
+the run is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
+
+from ._base import Agenda
+
+__all__ = ["Recent"]
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class Recent(Generic[_K, _V]):
+    """``key -> value``, each entry forgotten ``window_s`` / ``window_wall_s`` after its last :meth:`touch`.
+
+    ``keep(value)``, when given, holds an entry past its window while it
+    returns True (a session still open, say). Call :meth:`expire` as time
+    passes.
+    """
+
+    def __init__(self, window_s: float, window_wall_s: float, *, keep: Callable[[_V], bool] | None = None) -> None:
+        self._window = window_s
+        self._window_wall = window_wall_s
+        self._keep = keep
+        self._items: dict[_K, tuple[_V, float, float]] = {}
+        self._agenda: Agenda[_K] = Agenda()
+
+    def get(self, key: _K) -> _V | None:
+        found = self._items.get(key)
+        return None if found is None else found[0]
+
+    def __contains__(self, key: _K) -> bool:
+        return key in self._items
+
+    def touch(self, key: _K, value: _V, t_sim: float, t_wall: float) -> None:
+        """Set ``key`` to ``value``, remembered from now on for the window."""
+        if key not in self._items:
+            self._agenda.add(t_sim + self._window, key, t_wall=t_wall + self._window_wall)
+        self._items[key] = (value, t_sim, t_wall)
+
+    def pop(self, key: _K) -> _V | None:
+        found = self._items.pop(key, None)
+        return None if found is None else found[0]
+
+    def expire(self, t_sim: float, t_wall: float) -> Iterator[tuple[_K, _V]]:
+        """Forget (and yield) every entry whose window has passed; those touched since are rescheduled."""
+        for key in list(self._agenda.due(t_sim, t_wall)):
+            found = self._items.get(key)
+            if found is None:
+                continue
+            value, last_sim, last_wall = found
+            due_sim, due_wall = last_sim + self._window, last_wall + self._window_wall
+            if due_sim > t_sim or due_wall > t_wall or (self._keep is not None and self._keep(value)):
+                self._agenda.add(max(due_sim, t_sim + (self._window if due_sim <= t_sim else 0.0)), key,
+                                 t_wall=max(due_wall, t_wall))
+                continue
+            del self._items[key]
+            yield key, value
+
+    def values(self) -> Iterator[_V]:
+        return (value for value, _, _ in self._items.values())
+
+    def items(self) -> Iterator[tuple[_K, _V]]:
+        return ((key, value) for key, (value, _, _) in self._items.items())
+
+    def __len__(self) -> int:
+        return len(self._items)
