@@ -57,3 +57,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_model.py", *session.posargs)
     session.run("python", "benchmarks/bench_fanout.py")
     session.run("python", "benchmarks/bench_http.py")
+    session.run("python", "benchmarks/bench_memory.py")

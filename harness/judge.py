@@ -40,7 +40,9 @@ class RunHeader:
     ``scenario``: name, source, seed, speed, duration_s (simulated seconds)
     and start (ISO), as results.json shows them. ``tariffs``: price per kWh
     by station. ``taps``: what the run could observe (``"heartbeat"``: the
-    apps' pings and pongs).
+    apps' pings and pongs). ``trace``: what its trace keeps (``full``, or
+    ``violations``: only the records of each violation and their context,
+    which a replay cannot judge as the run did).
     """
 
     scenario: Mapping[str, Any] = field(default_factory=dict)
@@ -48,10 +50,12 @@ class RunHeader:
     thresholds: Thresholds = field(default_factory=Thresholds)
     tariffs: Mapping[str, float] = field(default_factory=dict)
     taps: tuple[str, ...] = ()
+    trace: str = "full"
 
     def to_message(self) -> dict[str, Any]:
         return {"scenario": dict(self.scenario), "checks": self.params.to_dict(),
-                "thresholds": self.thresholds.to_dict(), "tariffs": dict(self.tariffs), "taps": list(self.taps)}
+                "thresholds": self.thresholds.to_dict(), "tariffs": dict(self.tariffs), "taps": list(self.taps),
+                "trace": self.trace}
 
     @classmethod
     def from_message(cls, message: Any) -> RunHeader:
@@ -68,7 +72,7 @@ class RunHeader:
         taps = message.get("taps", [])
         return cls(parts["scenario"], CheckParams.from_dict(parts["checks"]), Thresholds.from_dict(parts["thresholds"]),
                    {str(k): float(v) for k, v in tariffs.items()},
-                   tuple(str(t) for t in taps) if isinstance(taps, list) else ())
+                   tuple(str(t) for t in taps) if isinstance(taps, list) else (), str(message.get("trace", "full")))
 
 
 @dataclass(frozen=True, slots=True)

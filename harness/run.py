@@ -6,12 +6,14 @@ every hop: the app <-> backend REST calls, the backend <-> CMS REST calls
 and the CMS -> backend events (at the HTTP transport, :mod:`.http_tap`),
 every Redis message, every WebSocket message, close and ping each app
 sees, every OCPP frame, and the model's own truth (:mod:`.truth`). Each
-tap emits one record into the :class:`~.judge.Judge`'s pipeline, whose
-consumers check, measure, count and write the trace while the run goes.
-It runs the scenario for its duration at its speed (or until Ctrl-C, or
-until the model fails), lets the last messages settle, tells the pipeline
-the truth of the end, and writes ``results.json`` and ``junit.xml``
-(:mod:`.results`); the command line adds the HTML report.
+tap turns what it saw into one trace line and writes it to the harness's
+worker (:mod:`.worker`, a process of its own), whose pipeline checks,
+measures, counts and writes the trace while the run goes: the loop that
+carries the services only encodes and hands over. The run lasts the
+scenario's duration at its speed (or until Ctrl-C, or until the model,
+the Redis tap or the worker fails), lets the last messages settle, sends
+the truth of the end, and the worker writes ``results.json`` and
+``junit.xml`` (:mod:`.results`); the command line adds the HTML report.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import platform
 import resource
+import sys
 import time
-from contextlib import nullcontext, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, replace
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,7 +34,6 @@ import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
 
-from .. import __version__
 from ..contracts.status import count_classes, station_status
 from ..twin.model.config import Scenario
 from ..twin.model.kpi import KpiCollector
@@ -41,18 +41,16 @@ from ..twin.model.series import CitySeries
 from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
-from ._interning import Interner
+from ._interning import ByIdentity, Interner
 from .apps import AppUsers
 from .checks import CheckParams
+from .exceptions import HarnessError, TraceError
 from .http_tap import TappingTransport
-from .judge import SETTLE_S, Judge, RunEnd, RunHeader
+from .judge import SETTLE_S, RunEnd, RunHeader
 from .latency import Distribution
-from .live import LiveDisplay, Status
-from .results import write_results
 from .series import default_latency_bucket
 from .thresholds import Thresholds
-from .trace import TraceRecord
-from .trace_output import trace_output
+from .trace import TraceRecord, encode_message, encode_record
 from .truth import RUN, STATION, TWIN_END, ModelTap, StationTruth, station_messages
 
 __all__ = ["SETTLE_S", "run_scenario", "with_speed"]
@@ -65,20 +63,25 @@ TICK_S = 0.5
 
 
 class _Taps:
-    """Turns every tapped message into a record, stamped with simulated and wall time, into the pipeline.
+    """Turns every tapped message into a trace line, stamped with simulated and wall time, for the worker.
 
     A fan-out's copies (one Redis message per connected user, one frame per
-    socket) share one parsed message (:attr:`interner`). A consumer that
-    fails (a bug of ours) must not break the stack it taps: the first
-    failure stops the run, which then reports what it saw.
+    socket) share one parsed message (:attr:`interner`) and so one encoding.
+    Lines are written to the worker's standard input without waiting (the
+    pipe's buffer grows if the worker falls behind; :meth:`behind` says by
+    how much).
     """
 
-    def __init__(self, judge: Judge, stack: Stack) -> None:
-        self.pipeline, self.stack = judge.pipeline, stack
+    def __init__(self, stack: Stack, worker: asyncio.subprocess.Process) -> None:
+        self.stack, self.worker = stack, worker
+        assert worker.stdin is not None
+        self._stdin = worker.stdin
         self.wall0 = time.monotonic()
         self.interner = Interner()
-        self.failure: BaseException | None = None
+        self._encoded = ByIdentity(lambda message, _: _encode(message))
+        self.records = 0
         self.last_backlog = 0
+        self.failure: BaseException | None = None
 
     def now(self) -> tuple[float, float]:
         clock = self.stack.clock
@@ -87,26 +90,30 @@ class _Taps:
     def record(self, hop: str, channel: str, direction: str, message: Any, *, status: int | None = None,
                user_id: int | None = None, socket_id: int | None = None, charger_id: str | None = None,
                request_id: str | None = None) -> None:
-        if self.failure is not None:
+        if self.failure is not None or self._stdin.is_closing():
             return
         t_sim, t_wall = self.now()
         record = TraceRecord(hop=hop, channel=channel, direction=direction, message=message, t_sim=t_sim,
                              t_wall=t_wall, status=status, user_id=user_id, socket_id=socket_id,
-                             charger_id=charger_id, request_id=request_id, line=self.pipeline.observations + 1,
-                             **_ids(message))
+                             charger_id=charger_id, request_id=request_id, **_ids(message))
         try:
-            self.pipeline.emit(record)
-        except Exception as error:  # a bug in a consumer: stop the run, keep the stack
-            log.exception("the harness failed on line %d (%s %s)", record.line, hop, channel)
+            line = encode_record(record, message_json=self._encoded.get(message))
+        except TraceError as error:  # a bug of ours: stop the run, keep the stack
+            log.error("the harness cannot encode a record on %s: %s", channel, error)
             self.failure = error
+            return
+        self._stdin.write(line.encode())
+        self.records += 1
 
-    def tick(self) -> None:
-        if self.failure is None:
-            try:
-                self.pipeline.tick(*self.now())
-            except Exception as error:
-                log.exception("the harness failed on a tick")
-                self.failure = error
+    def control(self, **line: Any) -> None:
+        """A control line for the worker (``tick``, ``status``)."""
+        if not self._stdin.is_closing():
+            self._stdin.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+
+    def behind(self) -> int:
+        """Bytes written and not yet read by the worker."""
+        transport = self._stdin.transport
+        return transport.get_write_buffer_size() if isinstance(transport, asyncio.WriteTransport) else 0
 
     def twin(self, channel: str, direction: str, message: dict[str, Any]) -> None:
         self.record("twin", channel, direction, message)
@@ -130,6 +137,14 @@ class _Taps:
         charger = message.get("charger_id") if isinstance(message, dict) else None
         self.record(hop, channel, direction, message, status=status, request_id=request_id,
                     charger_id=charger if isinstance(charger, str) else None)
+
+
+def _encode(message: Any) -> str:
+    """The message's JSON; one JSON cannot hold (NaN parsed from a frame) goes in as text, for the checks to flag."""
+    try:
+        return encode_message(message)
+    except (TypeError, ValueError):
+        return encode_message(f"not JSON: {message!r}")
 
 
 def _ids(message: Any) -> dict[str, Any]:
@@ -174,19 +189,86 @@ async def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> None:
 async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, speed: float | None = None,
                        console: Console | None = None, trace: str = "full",
                        progress: Literal["bar", "lines", "quiet"] = "quiet") -> dict[str, Any]:
-    """Run ``scenario`` end to end; write the trace (``trace``: full, violations or none), results.json and
-    junit.xml into ``out``; the results document.
+    """Run ``scenario`` end to end; the worker writes the trace (``trace``: full, violations or none),
+    results.json and junit.xml into ``out``; the results document.
 
-    ``console`` (standard error) shows the first violations of each rule as
-    they are found, and ``progress`` as a bar or a status line every 10 s.
-    A run stopped early (Ctrl-C, the model failed) still writes its results,
-    marked incomplete.
+    With ``console`` (standard error), the worker shows the first violations
+    of each rule as they are found, and ``progress`` as a bar or a status
+    line every 10 s. A run stopped early (Ctrl-C, the model or the Redis tap
+    failed) still writes its results, marked incomplete. :class:`HarnessError`
+    when the worker could not judge the run.
     """
     out.mkdir(parents=True, exist_ok=True)
     speed = speed or scenario.run.speed or 60.0
+    # first, so that its start (imports, the contracts' validator) overlaps the world's building
+    worker = await _start_worker(out, trace=trace, progress=progress if console is not None else "off")
     holder: dict[str, Any] = {}
     lags = Distribution(3, scale=1e6)
     backlog = Distribution(3, scale=1.0)
+    behind = Distribution(3, scale=1.0)
+    try:
+        stack = _stack(scenario, settings=settings, speed=speed, holder=holder, on_lag=lags.add)
+        kpis, city = KpiCollector(stack.world), CitySeries(stack.world,
+                                                           bucket_s=default_latency_bucket(scenario.run.duration))
+        stack.world.subscribe(kpis)
+        stack.world.subscribe(city)
+        taps = holder["taps"] = _Taps(stack, worker)
+        stack.world.subscribe(ModelTap(taps.twin))
+        taps.twin(RUN, "start", _header(scenario, stack, speed=speed, trace=trace).to_message())
+        started = time.monotonic()
+        stopped: str | None = None
+        await stack.start()
+    except BaseException:
+        worker.kill()  # no run to judge
+        await worker.wait()
+        raise
+    try:
+        ready = asyncio.Event()
+        tap = asyncio.get_running_loop().create_task(_tap_redis(stack.urls.redis, taps, ready))
+        await asyncio.wait_for(ready.wait(), 10)
+        stopped = await _run_for(stack, scenario.run.duration, taps, (backlog, behind), console, redis_tap=tap,
+                                 status=lambda: _status(stack, holder))
+        ended_t_wall = taps.now()[1]
+        assert stack.runner is not None
+        await stack.runner.stop()  # freeze the model; what is in flight arrives
+        if not await _wait_out(SETTLE_S, console):
+            stopped = stopped or "interrupted while the last messages settled"
+        after_settle = _backlog(stack)
+        for message in station_messages(_stations(stack)):
+            taps.twin(STATION, "state", message)
+        if holder.get("apps") is not None:
+            await holder["apps"].close(record=False)
+        await asyncio.sleep(0.2)
+        tap.cancel()
+        await asyncio.gather(tap, return_exceptions=True)  # its failure, if any, is the run's stopped reason
+        gateway = stack.gateway.metrics() if stack.gateway is not None else None
+    finally:
+        await stack.stop()
+    apps_ = holder.get("apps")
+    metrics = {
+        "clock_lag_s": lags.summary(digits=4),
+        "cms_event_backlog": {**backlog.summary(digits=0), "at_end": taps.last_backlog,
+                              "after_settle": after_settle},
+        "apps": None if apps_ is None else asdict(apps_.metrics),
+        "gateway": None if gateway is None else asdict(gateway),
+        "model": kpis.result(),
+        "city": city.result(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "harness_behind_bytes": behind.summary(digits=0),
+        "scenario_ended_t_wall": ended_t_wall,
+    }
+    if taps.failure is not None:
+        stopped = stopped or f"the harness failed: {_said(taps.failure)}"
+    end = RunEnd(complete=stopped is None, stopped=stopped, wall_seconds=round(time.monotonic() - started, 2),
+                 metrics=metrics)
+    taps.failure = None
+    taps.twin(TWIN_END, "end", end.to_message())
+    return await _finish_worker(worker, out)
+
+
+def _stack(scenario: Scenario, *, settings: Settings, speed: float, holder: dict[str, Any],
+           on_lag: Callable[[float], None]) -> Stack:
+    """The stack, its apps, charge points and CMS calls tapped (through ``holder["taps"]``, set before it starts)."""
 
     def apps(stack: Stack) -> AppUsers:
         users = AppUsers(stack.world, backend_url=stack.urls.backend, gateway_url=stack.urls.gateway,
@@ -204,75 +286,49 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
 
     delivery = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=MAX_IN_FLIGHT,
                                                              max_keepalive_connections=MAX_IN_FLIGHT))
-    stack = Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap,
-                  cms_transport=TappingTransport(http_tap, hop="backend-cms", channel_prefix="cms:"),
-                  events_transport=TappingTransport(http_tap, hop="cms-backend", channel_prefix="backend:",
-                                                    inner=delivery),
-                  on_lag=lags.add)
-    header = RunHeader(
+    return Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap,
+                 cms_transport=TappingTransport(http_tap, hop="backend-cms", channel_prefix="cms:"),
+                 events_transport=TappingTransport(http_tap, hop="cms-backend", channel_prefix="backend:",
+                                                   inner=delivery),
+                 on_lag=on_lag)
+
+
+def _header(scenario: Scenario, stack: Stack, *, speed: float, trace: str) -> RunHeader:
+    """The run's ``twin:run`` header: what ran, the checks' parameters and limits, the tariffs."""
+    return RunHeader(
         scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed, "speed": speed,
                   "duration_s": scenario.run.duration, "start": scenario.run.start.isoformat()},
         params=CheckParams(deadline_s=scenario.checks.session_started_deadline_s),
         thresholds=Thresholds.of(scenario.checks),
-        tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations}, taps=("heartbeat",))
-    kpis = KpiCollector(stack.world)
-    stack.world.subscribe(kpis)
-    city = CitySeries(stack.world, bucket_s=default_latency_bucket(scenario.run.duration))
-    stack.world.subscribe(city)
-    live = None if console is None else LiveDisplay(
-        console, name=scenario.name, mode=progress,
-        status=lambda: _status(stack, holder, scenario.run.duration, backlog_now=_backlog(stack)))
-    judge = Judge(header, extra=[trace_output(trace, out / "trace.ndjson"), live])
-    taps = holder["taps"] = _Taps(judge, stack)
-    stack.world.subscribe(ModelTap(taps.twin))
-    taps.twin(RUN, "start", header.to_message())
-    started = time.monotonic()
-    stopped: str | None = None
-    with live if live is not None else nullcontext():
-        await stack.start()
-        try:
-            ready = asyncio.Event()
-            tap = asyncio.get_running_loop().create_task(_tap_redis(stack.urls.redis, taps, ready))
-            await asyncio.wait_for(ready.wait(), 10)
-            stopped = await _run_for(stack, scenario.run.duration, taps, backlog, console)
-            ended_t_wall = taps.now()[1]
-            assert stack.runner is not None
-            await stack.runner.stop()  # freeze the model; what is in flight arrives
-            await asyncio.sleep(SETTLE_S)
-            after_settle = _backlog(stack)
-            for message in station_messages(_stations(stack)):
-                taps.twin(STATION, "state", message)
-            if holder.get("apps") is not None:
-                await holder["apps"].close(record=False)
-            await asyncio.sleep(0.2)
-            tap.cancel()
-            with suppress(asyncio.CancelledError):
-                await tap
-            gateway = stack.gateway.metrics() if stack.gateway is not None else None
-        finally:
-            await stack.stop()
-        apps_ = holder.get("apps")
-        metrics = {
-            "clock_lag_s": lags.summary(digits=4),
-            "cms_event_backlog": {**backlog.summary(digits=0), "at_end": taps.last_backlog,
-                                  "after_settle": after_settle},
-            "apps": None if apps_ is None else asdict(apps_.metrics),
-            "gateway": None if gateway is None else asdict(gateway),
-            "model": kpis.result(),
-            "city": city.result(),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "scenario_ended_t_wall": ended_t_wall,
-        }
-        if taps.failure is not None:
-            stopped = stopped or f"the harness failed: {taps.failure!r}"
-        end = RunEnd(complete=stopped is None, stopped=stopped, wall_seconds=round(time.monotonic() - started, 2),
-                     metrics=metrics)
-        failure, taps.failure = taps.failure, None
-        taps.twin(TWIN_END, "end", end.to_message())
-        judge.pipeline.end()
-        taps.failure = failure
-    document, thresholds = judge.results(versions=_versions(), end=end)
-    write_results(out, document, judge.checks.results(), thresholds)
+        tariffs={s.id: s.spec.tariff_per_kwh for s in stack.world.network.stations}, taps=("heartbeat",),
+        trace=trace)
+
+
+async def _start_worker(out: Path, *, trace: str, progress: str) -> asyncio.subprocess.Process:
+    """The harness's worker (:mod:`.worker`), reading the run's lines on its standard input."""
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chargetwin.harness.worker", "--out", str(out), "--trace", trace,
+        "--progress", progress, stdin=asyncio.subprocess.PIPE)
+    assert worker.stdin is not None
+    transport = worker.stdin.transport
+    if isinstance(transport, asyncio.WriteTransport):  # a burst may run ahead of the worker: do not block the loop
+        transport.set_write_buffer_limits(high=64 << 20)
+    return worker
+
+
+async def _finish_worker(worker: asyncio.subprocess.Process, out: Path) -> dict[str, Any]:
+    """Close the worker's input, wait for its verdict, and read the results it wrote."""
+    assert worker.stdin is not None
+    with suppress(ConnectionError):
+        await worker.stdin.drain()
+    worker.stdin.close()
+    with suppress(ConnectionError):
+        await worker.stdin.wait_closed()
+    code = await worker.wait()
+    results = out / "results.json"
+    if code != 0 or not results.exists():
+        raise HarnessError(f"the harness's worker failed (exit {code}); its message is above")
+    document: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
     return document
 
 
@@ -282,33 +338,42 @@ def _backlog(stack: Stack) -> int:
     return delivery.pending if delivery is not None else 0
 
 
-def _status(stack: Stack, holder: dict[str, Any], duration: float, *, backlog_now: int) -> Status:
-    clock, apps, taps = stack.clock, holder.get("apps"), holder["taps"]
-    return Status(done_s=clock.sim_seconds() if clock else 0.0, total_s=duration,
-                  clock=f"{clock.now():%H:%M}" if clock else "--:--",
-                  sessions=apps.metrics.starts_accepted if apps else 0, messages=taps.pipeline.observations,
-                  violations=taps.pipeline.violations, backlog=backlog_now)
+def _status(stack: Stack, holder: dict[str, Any]) -> dict[str, Any]:
+    """Where the run stands, for the worker's live display."""
+    clock, apps = stack.clock, holder.get("apps")
+    return {"done_s": round(clock.sim_seconds(), 1) if clock else 0.0,
+            "clock": f"{clock.now():%H:%M}" if clock else "--:--",
+            "sessions": apps.metrics.starts_accepted if apps else 0, "backlog": _backlog(stack)}
 
 
-async def _run_for(stack: Stack, duration: float, taps: _Taps, backlog: Distribution,
-                   console: Console | None) -> str | None:
-    """Wait out the scenario's duration, ticking the pipeline and sampling the CMS's backlog every half second.
+async def _run_for(stack: Stack, duration: float, taps: _Taps, samples: tuple[Distribution, Distribution],
+                   console: Console | None, *, redis_tap: asyncio.Task[None],
+                   status: Callable[[], dict[str, Any]]) -> str | None:
+    """Wait out the scenario's duration; every half second tick the pipeline, tell it where the run stands,
+    and sample the CMS's event backlog and how far the worker is behind.
 
     Returns why the run stopped early (None: it ran its whole duration):
-    Ctrl-C, the model failed, or the harness did.
+    Ctrl-C, the model failed, the worker did, or the Redis tap stopped (the
+    checks would go on blind to every publish).
     """
     assert stack.clock is not None
     clock = stack.clock
+    backlog, behind = samples
     try:
         while clock.sim_seconds() < duration:
             await asyncio.sleep(min(TICK_S, (duration - clock.sim_seconds()) / clock.speed + 0.01))
             taps.last_backlog = _backlog(stack)
             backlog.add(taps.last_backlog)
-            taps.tick()
+            behind.add(taps.behind())
+            taps.control(tick=list(taps.now()), status=status())
             if stack.runner is not None and stack.runner.failure is not None:
-                return f"the model failed: {stack.runner.failure!r}"
+                return f"the model failed: {_said(stack.runner.failure)}"
             if taps.failure is not None:
-                return f"the harness failed: {taps.failure!r}"
+                return f"the harness failed: {_said(taps.failure)}"
+            if taps.worker.returncode is not None:
+                return f"the harness's worker stopped (exit {taps.worker.returncode})"
+            if redis_tap.done():
+                return f"the Redis tap stopped: {_said(None if redis_tap.cancelled() else redis_tap.exception())}"
     except asyncio.CancelledError:  # the first Ctrl-C: stop, and report what ran
         task = asyncio.current_task()
         if task is not None:
@@ -319,13 +384,23 @@ async def _run_for(stack: Stack, duration: float, taps: _Taps, backlog: Distribu
     return None
 
 
-def _versions() -> dict[str, str]:
-    """chargetwin's version and those of the components whose behaviour the run measured."""
-    found = {"chargetwin": __version__, "python": platform.python_version()}
-    for name in ("ocpp", "websockets", "fastapi", "redis", "simpy", "hdrhistogram"):
-        with suppress(PackageNotFoundError):
-            found[name] = package_version(name)
-    return found
+def _said(error: BaseException | None) -> str:
+    """An exception in words: its kind and message."""
+    return "no error" if error is None else f"{type(error).__name__}: {error}"
+
+
+async def _wait_out(seconds: float, console: Console | None) -> bool:
+    """Sleep ``seconds``; False when the first Ctrl-C cut it short (the results are still written)."""
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        if console is not None:
+            console.print("chargetwin: interrupted; writing the results of what ran (Ctrl-C again to abort)")
+        return False
+    return True
 
 
 def with_speed(scenario: Scenario, speed: float | None) -> Scenario:

@@ -30,6 +30,7 @@ __all__ = [
     "HOPS",
     "READS",
     "TRACE_FORMAT",
+    "TRACE_MODES",
     "TWIN",
     "TraceRecord",
     "TraceWriter",
@@ -39,6 +40,7 @@ __all__ = [
     "parse_trace_line",
     "read_trace",
     "read_trace_lines",
+    "read_written_line",
 ]
 
 TRACE_FORMAT: Final = 2
@@ -47,6 +49,9 @@ own records (hop ``twin``), pings and pongs, and ``seq``; a reader of version 2 
 
 READS: Final = (1, 2)
 """The versions :func:`read_trace` reads."""
+
+TRACE_MODES: Final = ("full", "violations", "none")
+"""What a run's trace keeps (``chargetwin run --trace``): every record, each violation's with its context, none."""
 
 HOPS: Final = ("app-backend", "backend-cms", "cms-backend", "redis", "gateway-app", "ocpp")
 """Where a message was tapped:
@@ -259,14 +264,14 @@ def read_trace_lines(stream: Iterable[bytes], *, source: str = "-") -> Iterator[
     """Every record of the trace lines of ``stream`` (a binary file, standard input), as :func:`read_trace`."""
     messages = Interner(strict=True)
     for line, raw in iter_lines(stream):
-        yield _read_written_line(raw, messages, source=source, line=line) or parse_trace_line(
+        yield read_written_line(raw, messages, source=source, line=line) or parse_trace_line(
             raw, source=source, line=line)
 
 
 _MESSAGE_KEY: Final = b',"message":'
 
 
-def _read_written_line(raw: bytes, messages: Interner, *, source: str, line: int) -> TraceRecord | None:
+def read_written_line(raw: bytes, messages: Interner, *, source: str, line: int) -> TraceRecord | None:
     """A line as :class:`TraceWriter` writes it (the message last), its message shared; None for any other line.
 
     A ``"`` inside a JSON string is escaped, so the first ``,"message":`` of

@@ -1,12 +1,14 @@
 """The trace as an output of the pipeline: every record, only the violations with their context, or nothing.
 
-``--trace full`` (:class:`FullTrace`) writes every observation as it
-passes: the whole run, readable again by ``chargetwin validate`` to the same
-verdict. ``--trace violations`` (:class:`ViolationsTrace`) keeps only the
-records a violation cites and :data:`CONTEXT` records before and after
-each, with the twin's ``twin:run`` and ``twin:end`` records; each record
-keeps its number in the run (``seq``), which results.json cites as its
-line. ``--trace none`` writes nothing. No mode holds the trace in memory.
+``--trace full`` writes every observation as it passes (the run's worker
+copies its input's record lines: :mod:`.worker`): the whole run, readable
+again by ``chargetwin validate`` to the same verdict. ``--trace
+violations`` (:class:`ViolationsTrace`, a consumer of the pipeline) keeps
+only the records a violation cites and :data:`CONTEXT` records before and
+after each, with the twin's ``twin:run`` and ``twin:end`` records; each
+record keeps its number in the run (``seq``), which results.json cites as
+its line. ``--trace none`` writes nothing. No mode holds the trace in
+memory.
 """
 
 from __future__ import annotations
@@ -14,48 +16,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from ._interning import ByIdentity
 from .checks import InvariantViolation
 from .pipeline import Consumer, Found
-from .trace import TraceRecord, TraceWriter, encode_message
+from .trace import TRACE_MODES, TraceRecord, TraceWriter
 from .truth import RUN, TWIN_END
 
-__all__ = ["CONTEXT", "TRACE_MODES", "FullTrace", "ViolationsTrace", "trace_output"]
-
-TRACE_MODES: Final = ("full", "violations", "none")
+__all__ = ["CONTEXT", "TRACE_MODES", "ViolationsTrace"]
 
 CONTEXT: Final = 20
 """Records kept before and after each violation in a ``violations`` trace."""
-
-
-def _encode(message: Any) -> str:
-    """The message's JSON; one JSON cannot hold (NaN parsed from a frame) goes in as text, for the checks to flag."""
-    try:
-        return encode_message(message)
-    except (TypeError, ValueError):
-        return encode_message(f"not JSON: {message!r}")
-
-
-class FullTrace(Consumer):
-    """Writes every record to ``path`` as it passes (a fan-out's copies encoded once)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._writer = TraceWriter(path)
-        self._encoded = ByIdentity(lambda message, _: _encode(message))
-
-    def on_record(self, record: TraceRecord) -> Found:
-        self._writer.write(record, message_json=self._encoded.get(record.message))
-        return None
-
-    def on_end(self, t_sim: float, t_wall: float) -> Found:
-        self.close()
-        return None
-
-    def close(self) -> None:
-        self._writer.close()
 
 
 class ViolationsTrace(Consumer):
@@ -103,15 +74,3 @@ class ViolationsTrace(Consumer):
 
     def close(self) -> None:
         self._writer.close()
-
-
-def trace_output(mode: str, path: Path) -> FullTrace | ViolationsTrace | None:
-    """The consumer of ``--trace MODE`` writing to ``path`` (removed first), or None for ``none``."""
-    if mode not in TRACE_MODES:
-        raise ValueError(f"unknown trace mode {mode!r}; use one of {', '.join(TRACE_MODES)}")
-    path.unlink(missing_ok=True)
-    if mode == "full":
-        return FullTrace(path)
-    if mode == "violations":
-        return ViolationsTrace(path)
-    return None

@@ -226,8 +226,18 @@ def _header(results: Mapping[str, Any], cover: Coverage, found: Violations) -> H
               f"{len(thresholds)} threshold{'' if len(thresholds) == 1 else 's'} failed" if thresholds
               else "every threshold held",
               f"{number((results.get('metrics') or {}).get('messages_checked'))} messages checked"]
-    return Header(verdict, _headline(verdict, failed, thresholds), tuple(counts), _caveats(cover), thresholds,
-                  _facts(results), _command(results.get("scenario") or {}), key_figures(results))
+    return Header(verdict, _headline(verdict, failed, thresholds), tuple(counts),
+                  _incomplete(results) + _caveats(cover), thresholds, _facts(results),
+                  _command(results.get("scenario") or {}), key_figures(results))
+
+
+def _incomplete(results: Mapping[str, Any]) -> tuple[str, ...]:
+    """A run stopped early: everything below is what it saw before it stopped."""
+    if results.get("complete", True) is not False:
+        return ()
+    why = results.get("stopped") or "no reason recorded"
+    return (f"INCOMPLETE RUN: it stopped early ({why}); every figure and verdict below covers only what it saw "
+            "before it stopped",)
 
 
 def _headline(verdict: str, failed: Sequence[str], thresholds: Sequence[str]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from chargetwin.contracts import Validator
@@ -98,6 +98,10 @@ CHECKS: Final[dict[str, tuple[str, str]]] = {
 MAX_KEPT: Final = 1000
 """Violations kept in full per check; every one is counted."""
 
+MAX_LISTS_KEPT: Final = 20
+"""Per check, records kept with their whole charger list (150 KB for a city, megabytes parsed); violations of
+other ones keep a note in its place that says where the trace has it."""
+
 ADVANCE_SIM_S: Final = 1.0
 ADVANCE_WALL_S: Final = 0.25
 """The checks are told that time passed at most this often (simulated / wall seconds): deferred decisions
@@ -126,6 +130,7 @@ class _Tally:
     count: int = 0
     rules: Counter[str] = field(default_factory=Counter)
     kept: list[InvariantViolation] = field(default_factory=list)
+    lists: set[int] = field(default_factory=set)  # ids of the records whose whole charger list is kept
 
 
 class Checks(Consumer):
@@ -192,8 +197,17 @@ class Checks(Consumer):
         tally.count += 1
         tally.rules[v.rule or v.check] += 1
         if len(tally.kept) < MAX_KEPT:
+            v = replace(v, records=tuple(self._kept_list(tally, r) if _is_list(r) else r for r in v.records))
             tally.kept.append(v)
         return v
+
+    @staticmethod
+    def _kept_list(tally: _Tally, record: TraceRecord) -> TraceRecord:
+        """``record`` whole if its list is kept already or there is room for it, else with a note in its place."""
+        if id(record) in tally.lists or len(tally.lists) < MAX_LISTS_KEPT:
+            tally.lists.add(id(record))
+            return record
+        return _list_noted(record)
 
     def results(self) -> list[CheckResult]:
         """Every check's result so far, in :data:`CHECK_NAMES` order."""
@@ -220,9 +234,22 @@ class Checks(Consumer):
         return sum(tally.count for tally in self._tallies.values())
 
 
+def _is_list(record: TraceRecord) -> bool:
+    message = record.message
+    return (isinstance(message, dict) and isinstance(data := message.get("data"), dict)
+            and isinstance(chargers := data.get("chargers"), list) and len(chargers) > 50)
+
+
+def _list_noted(record: TraceRecord) -> TraceRecord:
+    """``record`` with its charger list replaced by a note of where the trace has it."""
+    chargers = record.message["data"]["chargers"]
+    note = (f"a list of {len(chargers)} chargers, not kept here (too many violations hold one): "
+            f"the trace has it at line {record.line}")
+    return replace(record, message={**record.message, "data": {"chargers_not_kept": note}})
+
+
 def _reported_at(v: InvariantViolation, t_wall: float) -> InvariantViolation:
-    return InvariantViolation(v.check, v.message, v.hop, v.records, v.expected, v.actual, v.rule, v.pointer, v.spec,
-                              t_wall)
+    return replace(v, t_wall=t_wall)
 
 
 # --- the checks over a finished list of records ---------------------------------------------

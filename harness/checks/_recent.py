@@ -32,46 +32,48 @@ class Recent(Generic[_K, _V]):
         self._window = window_s
         self._window_wall = window_wall_s
         self._keep = keep
-        self._items: dict[_K, tuple[_V, float, float]] = {}
+        # values apart from the times: a tuple of two floats is no work for the garbage collector
+        self._values: dict[_K, _V] = {}
+        self._touched: dict[_K, tuple[float, float]] = {}
         self._agenda: Agenda[_K] = Agenda()
 
     def get(self, key: _K) -> _V | None:
-        found = self._items.get(key)
-        return None if found is None else found[0]
+        return self._values.get(key)
 
     def __contains__(self, key: _K) -> bool:
-        return key in self._items
+        return key in self._values
 
     def touch(self, key: _K, value: _V, t_sim: float, t_wall: float) -> None:
         """Set ``key`` to ``value``, remembered from now on for the window."""
-        if key not in self._items:
+        if key not in self._values:
             self._agenda.add(t_sim + self._window, key, t_wall=t_wall + self._window_wall)
-        self._items[key] = (value, t_sim, t_wall)
+        self._values[key] = value
+        self._touched[key] = (t_sim, t_wall)
 
     def pop(self, key: _K) -> _V | None:
-        found = self._items.pop(key, None)
-        return None if found is None else found[0]
+        self._touched.pop(key, None)
+        return self._values.pop(key, None)
 
     def expire(self, t_sim: float, t_wall: float) -> Iterator[tuple[_K, _V]]:
         """Forget (and yield) every entry whose window has passed; those touched since are rescheduled."""
         for key in list(self._agenda.due(t_sim, t_wall)):
-            found = self._items.get(key)
-            if found is None:
+            if key not in self._values:
                 continue
-            value, last_sim, last_wall = found
+            value = self._values[key]
+            last_sim, last_wall = self._touched[key]
             due_sim, due_wall = last_sim + self._window, last_wall + self._window_wall
             if due_sim > t_sim or due_wall > t_wall or (self._keep is not None and self._keep(value)):
                 self._agenda.add(max(due_sim, t_sim + (self._window if due_sim <= t_sim else 0.0)), key,
                                  t_wall=max(due_wall, t_wall))
                 continue
-            del self._items[key]
+            del self._values[key], self._touched[key]
             yield key, value
 
     def values(self) -> Iterator[_V]:
-        return (value for value, _, _ in self._items.values())
+        return iter(self._values.values())
 
     def items(self) -> Iterator[tuple[_K, _V]]:
-        return ((key, value) for key, (value, _, _) in self._items.items())
+        return iter(self._values.items())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._values)

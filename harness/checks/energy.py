@@ -117,11 +117,15 @@ class EnergyMatchesModel(Check):
         return self._ready(session, link)
 
     def _keep_link(self, link: _Link) -> bool:
-        """A link is kept while it may still judge: not final, updates waiting, or its transaction still open."""
-        if not link.final or link.waiting:
+        """A link is kept while it may still judge: not final, or linked with updates waiting or its transaction
+        still open. One whose window closed with no model transaction to take is kept for the retention window
+        only (the model may never have started one: a capture without the twin's records)."""
+        if not link.final:
             return True
-        curve = self._curves.get(link.model_session) if link.model_session is not None else None
-        return curve is not None and not curve.ended
+        if link.model_session is None:
+            return False
+        curve = self._curves.get(link.model_session)
+        return curve is not None and (bool(link.waiting) or not curve.ended)
 
     def _model(self, record: TraceRecord) -> Iterator[InvariantViolation]:
         message = twin_message(record.message, "session", "t", "energy_wh")

@@ -11,8 +11,9 @@ for every station of the model's truth (``twin:station`` records, or the
 any truth nothing is judged.
 
 A ``charger_list_update`` holds every station (about 150 KB for a city) and
-every app gets one per connect: a map keeps of it only the keys it
-compares, in one trimmed record per list.
+every app gets one per connect: a map keeps of it only each station's
+state (one of a few shared triples) and where the list was; a violation
+cites the list with that station's entry alone.
 """
 
 from __future__ import annotations
@@ -26,10 +27,20 @@ from ..trace import TraceRecord
 from ..truth import STATION, StationTruth, station_truth
 from ._base import Check, InvariantViolation, Settlement, violation
 
-__all__ = ["MapConverges", "trimmed_list"]
+__all__ = ["MAP_KEYS", "MapConverges"]
 
-_MapEntry = tuple[str | None, int | None, int | None, TraceRecord]
+_State = tuple[str | None, int | None, int | None]
 MAP_KEYS: Final = ("station_id", "station_status", "available_connectors", "total_connectors")
+
+
+class _Map:
+    """One socket's map: each station's last state, and the record it came from (a list: its header alone)."""
+
+    __slots__ = ("sources", "states")
+
+    def __init__(self) -> None:
+        self.states: dict[str, _State] = {}
+        self.sources: dict[str, TraceRecord] = {}
 
 
 class MapConverges(Check):
@@ -38,7 +49,12 @@ class MapConverges(Check):
     def __init__(self, *, stations: Mapping[str, StationTruth] | None = None) -> None:
         super().__init__()
         self._stations: dict[str, StationTruth] | None = None if stations is None else dict(stations)
-        self._maps: dict[int, dict[str, _MapEntry]] = {}
+        self._maps: dict[int, _Map] = {}
+        self._shared: dict[_State, _State] = {}  # a socket's thousands of entries share a few triples
+
+    def _state(self, status: object, available: object, total: object) -> _State:
+        state = (status if isinstance(status, str) else None, as_int(available), as_int(total))
+        return self._shared.setdefault(state, state)
 
     def observe(self, record: TraceRecord) -> Iterable[InvariantViolation]:
         if record.hop == "twin":
@@ -54,21 +70,24 @@ class MapConverges(Check):
         message = message_dict(record)
         kind = message.get("type")
         if kind == "connected":
-            self._maps.setdefault(record.socket_id, {})
+            self._maps.setdefault(record.socket_id, _Map())
         elif kind == "charger_status_update" and isinstance(station := message.get("station_id"), str):
             data = data_of(message)
-            self._maps.setdefault(record.socket_id, {})[station] = (
-                message.get("status"), as_int(data.get("available_connectors")),
-                as_int(data.get("total_connectors")), record)
+            shown = self._maps.setdefault(record.socket_id, _Map())
+            shown.states[station] = self._state(message.get("status"), data.get("available_connectors"),
+                                                data.get("total_connectors"))
+            shown.sources[station] = record
         elif kind == "charger_list_update":
             chargers = data_of(message).get("chargers")
             if isinstance(chargers, list):
-                shown = self._maps.setdefault(record.socket_id, {})
-                kept = trimmed_list(record)
+                shown = self._maps.setdefault(record.socket_id, _Map())
+                header = replace(record, message={"type": kind, "data": {"chargers": []}})
                 for entry in chargers:
                     if isinstance(entry, dict) and isinstance(station := entry.get("station_id"), str):
-                        shown[station] = (entry.get("station_status"), as_int(entry.get("available_connectors")),
-                                          as_int(entry.get("total_connectors")), kept)
+                        shown.states[station] = self._state(entry.get("station_status"),
+                                                            entry.get("available_connectors"),
+                                                            entry.get("total_connectors"))
+                        shown.sources[station] = header
         return ()
 
     def settle(self, end: Settlement) -> Iterable[InvariantViolation]:
@@ -81,27 +100,27 @@ class MapConverges(Check):
                 self.checked += 1
                 expected = {"status": truth.status, "available_connectors": truth.available_connectors,
                             "total_connectors": truth.total_connectors}
-                entry = shown.get(station)
-                if entry is None:
+                state = shown.states.get(station)
+                if state is None:
                     found.append(InvariantViolation(self.name, f"socket {socket}: the map never showed station "
                                                     f"{station}", "gateway-app", (), expected, None))
                     continue
-                actual = {"status": entry[0], "available_connectors": entry[1], "total_connectors": entry[2]}
+                actual = {"status": state[0], "available_connectors": state[1], "total_connectors": state[2]}
                 if actual != expected:
                     found.append(violation(self.name, f"socket {socket}: the map's last state of station {station} "
-                                           "is not the model's", entry[3], expected=expected, actual=actual))
+                                           "is not the model's", _cited(shown.sources[station], station, state),
+                                           expected=expected, actual=actual))
         return found
 
     def state_size(self) -> int:
-        return sum(len(shown) for shown in self._maps.values()) + len(self._stations or ())
+        return sum(len(shown.states) for shown in self._maps.values()) + len(self._stations or ())
 
 
-def trimmed_list(record: TraceRecord) -> TraceRecord:
-    """``record``, a ``charger_list_update``'s stations cut down to the keys of :data:`MAP_KEYS`."""
-    message = record.message
-    if not (isinstance(message, dict) and isinstance(data := message.get("data"), dict)
-            and isinstance(data.get("chargers"), list)):
-        return record
-    chargers = [{key: entry[key] for key in MAP_KEYS if key in entry} if isinstance(entry, dict) else entry
-                for entry in data["chargers"]]
-    return replace(record, message={**message, "data": {**data, "chargers": chargers}})
+def _cited(source: TraceRecord, station: str, state: _State) -> TraceRecord:
+    """The record a map state came from; of a list, the list with that station's entry alone (its keys of
+    :data:`MAP_KEYS`): the rest of the list is in the trace at the record's line."""
+    message = source.message
+    if not (isinstance(message, dict) and message.get("type") == "charger_list_update"):
+        return source
+    entry = dict(zip(MAP_KEYS, (station, *state), strict=True))
+    return replace(source, message={**message, "data": {"chargers": [entry]}})

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ._overrides import add_override_options, with_overrides
 from ._report_cmd import write_run_report
-from .harness.trace_output import TRACE_MODES
+from .harness.trace import TRACE_MODES
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
 
@@ -85,8 +85,11 @@ def _run(args: argparse.Namespace) -> int:
     settings = replace(Settings.from_env(), backend_port=0, cms_port=0, ocpp_port=0, gateway_port=0,
                        database=str(out / "backend.sqlite3"))
     err = Console(stderr=True, force_terminal=True if args.progress else None)
+    # a bar where a person watches; where standard output is not a terminal (a CI log), a status line every 10 s
+    watched = err.is_terminal and sys.stdout.isatty()
     progress: Literal["bar", "lines", "quiet"] = (
-        "quiet" if args.progress is False else "bar" if err.is_terminal or args.progress else "lines")
+        "quiet" if args.progress is False else "bar" if watched or args.progress else "lines")
+    from .harness.exceptions import HarnessError
     from .harness.run import run_scenario  # the services' imports are heavy; other commands do without
 
     (out / "backend.sqlite3").unlink(missing_ok=True)
@@ -95,6 +98,9 @@ def _run(args: argparse.Namespace) -> int:
                                             trace=args.trace, progress=progress))
     except OSError as error:
         print(f"chargetwin: cannot run the stack: {error}", file=sys.stderr)
+        return 2
+    except HarnessError as error:
+        print(f"chargetwin: {error}", file=sys.stderr)
         return 2
     report = write_run_report(out)
     print_summary(document, out, report=report, trace=args.trace)

@@ -15,7 +15,6 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from ._run_cmd import print_summary
 from .contracts import (
     ContractsError,
     Record,
@@ -27,10 +26,8 @@ from .contracts import (
     iter_lines,
     parse_record,
 )
-from .harness.checks import InvariantViolation
-from .harness.pipeline import Consumer
 
-__all__ = ["Summary", "add_validate_parser", "validate_stream"]
+__all__ = ["Summary", "add_validate_parser", "describe_parts", "short", "validate_stream"]
 
 
 @dataclass(slots=True)
@@ -86,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
                 with _open(name) as stream:
                     first, lines = _peek(_with_progress(stream, progress, name) if progress else stream)
                     if first is not None and b'"trace_format"' in first:
+                        from ._validate_trace import validate_trace  # the harness: only for a run's trace
+
                         codes.append(validate_trace(lines, source=name, out=None if args.quiet else sys.stdout,
                                                     fmt=args.format))
                         continue
@@ -112,31 +111,6 @@ def _peek(lines: Iterable[bytes]) -> tuple[bytes | None, Iterable[bytes]]:
         if raw.strip():
             return raw, chain(seen, iterator)
     return None, seen
-
-
-def validate_trace(lines: Iterable[bytes], *, source: str, out: IO[str] | None, fmt: str = "text") -> int:
-    """Replay a run's trace through the run's checks; print its violations and verdict; the exit code."""
-    from .harness.exceptions import TraceError
-    from .harness.replay import replay
-
-    try:
-        replayed = replay(lines, source=source, extra=lambda header: [_TracePrinter(source, out, fmt)])
-    except TraceError as error:
-        print(f"chargetwin: {error}", file=sys.stderr)
-        return 2
-    judge = replayed.judge
-    end = judge.counts.end
-    if end is None and replayed.header_found:
-        from .harness.judge import RunEnd
-
-        end = RunEnd(complete=False, stopped="the trace ends before its run did (it has no twin:end record)")
-    for problem in judge.counts.problems:
-        print(f"chargetwin: {source}: {problem}", file=sys.stderr)
-    document, _ = judge.results(versions={}, end=end)
-    if not replayed.header_found:
-        document["scenario"] = {"name": source}
-    print_summary(document, None, report=None)
-    return 0 if document["verdict"] == "pass" else 1
 
 
 @contextmanager
@@ -200,43 +174,11 @@ def validate_stream(validator: Validator, stream: Iterable[bytes], *, source: st
     return summary
 
 
-class _TracePrinter(Consumer):
-    """Prints each violation of a replayed trace as it is found."""
-
-    def __init__(self, source: str, out: IO[str] | None, fmt: str) -> None:
-        self._source, self._out, self._fmt = source, out, fmt
-
-    def on_violation(self, violation: InvariantViolation) -> None:
-        if self._out is None:
-            return
-        record = violation.records[0] if violation.records else None
-        line = record.line if record is not None else 0
-        if self._fmt == "json":
-            self._out.write(json.dumps({"source": self._source, "line": line, **_plain(violation)},
-                                       ensure_ascii=False, default=str) + "\n")
-            return
-        where = f"{self._source}:{line}: " if line else f"{self._source}: "
-        if violation.check == "schema_and_rules" and record is not None:
-            described = _describe_parts(record.channel, record.direction, record.message)
-            self._out.write(f"{where}{record.hop} {described}\n")
-            self._out.write(f"  {violation.message}\n")
-            self._out.write(f"    expected {_short(violation.expected)}, got {_short(violation.actual)}")
-            self._out.write(f"  [spec: {violation.spec}]\n" if violation.spec else "\n")
-            return
-        self._out.write(f"{where}{violation.check}: {violation.message}\n")
-
-
-def _plain(violation: InvariantViolation) -> dict[str, Any]:
-    found: dict[str, Any] = violation.to_dict()
-    found.pop("records", None)
-    return found
-
-
 def _describe(record: Record) -> str:
-    return _describe_parts(record.channel, record.direction, record.message)
+    return describe_parts(record.channel, record.direction, record.message)
 
 
-def _describe_parts(channel: str, direction: str, message: Any) -> str:
+def describe_parts(channel: str, direction: str, message: Any) -> str:
     message = message if isinstance(message, dict) else {}
     kind = message.get("type") or message.get("event") or ""
     if message.get("type") and message.get("event"):
@@ -255,11 +197,11 @@ def _print_violations(record: Record, violations: list[Violation], out: IO[str],
     for v in violations:
         where = v.pointer or "(whole message)"
         out.write(f"  {v.rule} at {where}: {v.message}\n")
-        out.write(f"    expected {_short(v.expected)}, got {_short(v.actual)}")
+        out.write(f"    expected {short(v.expected)}, got {short(v.actual)}")
         out.write(f"  [spec: {v.spec}]\n" if v.spec else "\n")
 
 
-def _short(value: Any, limit: int = 120) -> str:
+def short(value: Any, limit: int = 120) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -21,6 +21,10 @@ _SEED = {json.loads(line)["source"]["line"]: json.loads(line)["message"]
          if line.strip()}
 
 
+SEED_LINES = tuple(_SEED)
+"""The seed lines with an example message."""
+
+
 def seed(line: int) -> Any:
     return copy.deepcopy(_SEED[line])
 
