@@ -11,7 +11,7 @@ them (a capture of someone else's traffic has none: they judge nothing).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -52,16 +52,10 @@ def replay(stream: Iterable[bytes], *, source: str,
         raise NothingToValidate("nothing to validate: no record in the input", source=source)
     header, found = _header(first, source)
     judge = Judge(header, extra=extra(header))
-    count = 0
-    for record in _all(first, records):
+    for record in chain((first,), records):
         judge.pipeline.emit(record)
-        count += 1
     judge.pipeline.end()
-    return Replay(judge, found, count)
-
-
-def _all(first: TraceRecord, rest: Iterator[TraceRecord]) -> Iterator[TraceRecord]:
-    return chain((first,), rest)
+    return Replay(judge, found, judge.pipeline.observations)
 
 
 def _header(first: TraceRecord, source: str) -> tuple[RunHeader, bool]:

@@ -222,6 +222,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         worker.kill()  # no run to judge
         await worker.wait()
         raise
+    ended_t_wall, after_settle, gateway = None, 0, None
     try:
         ready = asyncio.Event()
         tap = asyncio.get_running_loop().create_task(_tap_redis(stack.urls.redis, taps, ready))
@@ -242,6 +243,9 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         tap.cancel()
         await asyncio.gather(tap, return_exceptions=True)  # its failure, if any, is the run's stopped reason
         gateway = stack.gateway.metrics() if stack.gateway is not None else None
+    except Exception as error:  # something of ours broke mid-run: say so, and judge what ran
+        log.exception("the run failed")
+        stopped = stopped or f"the run failed: {_said(error)}"
     finally:
         await stack.stop()
     apps_ = holder.get("apps")
@@ -255,7 +259,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
         "city": city.result(),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "harness_behind_bytes": behind.summary(digits=0),
-        "scenario_ended_t_wall": ended_t_wall,
+        "scenario_ended_t_wall": ended_t_wall if ended_t_wall is not None else taps.now()[1],
     }
     if taps.failure is not None:
         stopped = stopped or f"the harness failed: {_said(taps.failure)}"

@@ -69,6 +69,11 @@ class Recent(Generic[_K, _V]):
             del self._values[key], self._touched[key]
             yield key, value
 
+    def forget(self, t_sim: float, t_wall: float) -> None:
+        """:meth:`expire`, for callers that need nothing of what is forgotten."""
+        for _ in self.expire(t_sim, t_wall):
+            pass
+
     def values(self) -> Iterator[_V]:
         return iter(self._values.values())
 

@@ -161,10 +161,8 @@ class CausalityAndLatency(Check):
             state = self._sessions.get(key)
             if state is not None:
                 found.extend(self._decide(key, state, now=t_sim))
-        for _ in self._sessions.expire(t_sim, t_wall):
-            pass
-        for _ in self._sockets.expire(t_sim, t_wall):
-            pass
+        self._sessions.forget(t_sim, t_wall)
+        self._sockets.forget(t_sim, t_wall)
         return found
 
     def settle(self, end: Settlement) -> Iterable[InvariantViolation]:

@@ -102,10 +102,8 @@ class ConsistentAcrossHops(Check):
 
     def advance(self, t_sim: float, t_wall: float) -> Iterable[InvariantViolation]:
         found = [v for key in list(self._compare.due(t_sim, t_wall)) for v in self._compared(key)]
-        for _ in self._reference.expire(t_sim, t_wall):
-            pass
-        for _ in self._content.expire(t_sim, t_wall):
-            pass
+        self._reference.forget(t_sim, t_wall)
+        self._content.forget(t_sim, t_wall)
         return found
 
     def settle(self, end: Settlement) -> Iterable[InvariantViolation]:

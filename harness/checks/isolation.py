@@ -92,10 +92,8 @@ class Isolation(Check):
 
     def advance(self, t_sim: float, t_wall: float) -> Iterable[InvariantViolation]:
         found = [v for record in list(self._pending.due(t_sim, t_wall)) for v in self._judge(record)]
-        for _ in self._owner.expire(t_sim, t_wall):
-            pass
-        for _ in self._published_to.expire(t_sim, t_wall):
-            pass
+        self._owner.forget(t_sim, t_wall)
+        self._published_to.forget(t_sim, t_wall)
         return found
 
     def settle(self, end: Settlement) -> Iterable[InvariantViolation]:

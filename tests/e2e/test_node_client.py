@@ -74,7 +74,12 @@ def test_node_ws_client_sees_a_whole_session(tmp_path: Path) -> None:
         out, err = client.communicate(timeout=30)
     finally:
         serve.send_signal(signal.SIGINT)
-        serve.communicate(timeout=30)
+        try:
+            serve.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # no process left behind; what it said is the clue
+            serve.kill()
+            said, _ = serve.communicate()
+            pytest.fail(f"chargetwin serve did not stop within 30 s of Ctrl-C; it said:\n{said}")
     events = [json.loads(line) for line in out.splitlines()]
     assert events[0] == {"kind": "open"}, (events[:3], err)
     messages = [e["data"] for e in events if e["kind"] == "message"]

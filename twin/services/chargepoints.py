@@ -33,7 +33,6 @@ else ``clock.now()``. Timeouts and backoff are wall seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable
@@ -51,6 +50,7 @@ from ..clock import Clock
 from ..model import events as ev
 from ..model.exceptions import UnknownTargetError
 from ._ocpp import SUBPROTOCOL, OcppChargePoint, on
+from ._tasks import cancel_and_wait
 from .settings import Settings
 from .timestamps import format_timestamp
 
@@ -237,9 +237,7 @@ class SimulatedChargePoint:
         try:
             await asyncio.wait((reader, work), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, work):
-                task.cancel()
-            await asyncio.gather(reader, work, return_exceptions=True)
+            await cancel_and_wait((reader, work))
         for task in (work, reader):
             error = None if task.cancelled() else task.exception()
             if isinstance(error, BaseExceptionGroup):
@@ -420,9 +418,5 @@ class ChargePointFleet:
     async def stop(self) -> None:
         """Close every connection; later events of the world are ignored."""
         self._stopped = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []

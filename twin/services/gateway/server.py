@@ -45,6 +45,7 @@ from chargetwin.twin.services.faults import GATEWAY_FAULTS, GatewayFault
 from chargetwin.twin.services.settings import Settings
 from chargetwin.twin.services.timestamps import format_timestamp
 
+from .._tasks import cancel_and_wait
 from . import messages
 from ._backoff import reconnect_delays
 from .exceptions import GatewayStartError
@@ -439,11 +440,8 @@ def _unsent(connection: ServerConnection) -> int:
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
-    if task is None or task.done():
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    if task is not None:
+        await cancel_and_wait((task,))
 
 
 def _redacted(url: str) -> str:
