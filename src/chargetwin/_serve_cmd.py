@@ -13,15 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
+from ._service_options import DEFAULT_PORTS, RESERVED_USERS, add_listen_options, settings_from, user_lines
 from .twin.model.config import Scenario
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
-from .twin.services.users import PASSWORD
 
 __all__ = ["add_serve_parser", "serve_scenario"]
-
-RESERVED_USERS = 10
-"""Test users 1..10 are for people: the simulated drivers never use them, so they are always free."""
 
 SERVE_HORIZON = timedelta(days=365)
 """How long a served world keeps its demand going (it runs until Ctrl-C anyway)."""
@@ -45,32 +42,15 @@ def add_serve_parser(commands: Any) -> None:
                         help="simulated seconds per wall second (default 1: real time)")
     parser.add_argument("--start", choices=("now", "scenario"), default="now",
                         help="simulated clock starts at the current time (default) or at the scenario's start")
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    for name, default in (("backend", 8000), ("cms", 8001), ("ocpp", 9000), ("gateway", 8080)):
-        parser.add_argument(f"--{name}-port", type=int, help=f"port of the {name} (default {default}; 0: any free)")
-    parser.add_argument("--database", help="SQLite file of the backend (default chargetwin.sqlite3)")
+    add_listen_options(parser, list(DEFAULT_PORTS), database=True)
     parser.add_argument("--show-users", type=int, default=5, metavar="N", help="test users to print (default 5)")
     parser.set_defaults(run=_run)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    changes: dict[str, Any] = {}
-    for name in ("backend", "cms", "ocpp", "gateway"):
-        port = getattr(args, f"{name}_port")
-        if port is not None:
-            changes[f"{name}_port"] = port
-    if args.host:
-        changes["host"] = args.host
-    if args.database:
-        changes["database"] = args.database
-    return replace(settings, **changes)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario)
-        settings = _settings(args)
+        settings = settings_from(args)
     except (ScenarioError, ValueError) as error:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
@@ -127,11 +107,7 @@ def _print_banner(console: Console, stack: Any, speed: float, show_users: int) -
         f"  OCPP 1.6J  {urls.ocpp}/{{charge_point_id}}   ({len(world.charge_points)} charge points)",
         f"  Redis      {urls.redis}",
         "",
-        f'test users (password "{PASSWORD}"; users 1-{RESERVED_USERS} are yours, the simulated drivers never '
-        "use them; a token for any user: chargetwin token USER_ID):",
     ]
-    for user in stack.users[:show_users]:
-        lines.append(f"  user {user.user_id:<5} {user.email:<32} id tag {user.id_tag}")
-        lines.append(f"    token {stack.token(user.user_id)}")
+    lines += user_lines(stack.users, stack.token, show_users)
     lines += ["", "Press Ctrl-C to stop."]
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

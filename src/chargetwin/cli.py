@@ -16,6 +16,7 @@ from ._model_cmd import add_model_parser
 from ._report_cmd import add_report_parser
 from ._run_cmd import add_run_parser
 from ._serve_cmd import add_serve_parser
+from ._standin_cmd import add_standin_parsers
 from ._token_cmd import add_token_parser
 from ._validate_cmd import add_validate_parser
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(commands)
     add_run_parser(commands)
     add_serve_parser(commands)
+    add_standin_parsers(commands)
     add_token_parser(commands)
     add_validate_parser(commands)
     return parser

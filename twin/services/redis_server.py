@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-__all__ = ["RedisServer", "RedisUnavailableError", "find_redis_server", "redis_for", "start_redis"]
+__all__ = ["RedisServer", "RedisUnavailableError", "find_redis_server", "redacted_url", "redis_for", "start_redis"]
 
 
 class RedisUnavailableError(RuntimeError):
@@ -124,3 +125,9 @@ def redis_for(url: str | None = None) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its password, to print or log."""
+    parts = urlsplit(url)
+    return url.replace(f"{parts.password}@", "***@") if parts.password else url

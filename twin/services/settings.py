@@ -28,6 +28,8 @@ class Settings:
     ocpp_port: int = 9000
     gateway_port: int = 8080
     redis_url: str | None = None
+    backend_base_url: str | None = None  # where the others reach the backend; None: http://host:backend_port
+    cms_base_url: str | None = None  # where the backend reaches the CMS's REST API; None: http://host:cms_port
     jwt_secret: str = "chargetwin-development-secret-for-test-systems-only-change-it-in-production"
     jwt_ttl_s: int = 24 * 3600
     internal_token: str = "chargetwin-internal-token"
@@ -44,11 +46,11 @@ class Settings:
 
     @property
     def backend_url(self) -> str:
-        return f"http://{self.host}:{self.backend_port}"
+        return self.backend_base_url or f"http://{self.host}:{self.backend_port}"
 
     @property
     def cms_url(self) -> str:
-        return f"http://{self.host}:{self.cms_port}"
+        return self.cms_base_url or f"http://{self.host}:{self.cms_port}"
 
     @property
     def ocpp_url(self) -> str:

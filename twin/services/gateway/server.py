@@ -28,7 +28,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -46,6 +45,7 @@ from chargetwin.twin.services.settings import Settings
 from chargetwin.twin.services.timestamps import format_timestamp
 
 from .._tasks import cancel_and_wait
+from ..redis_server import redacted_url
 from . import messages
 from ._backoff import reconnect_delays
 from .exceptions import GatewayStartError
@@ -184,7 +184,7 @@ class Gateway:
                 await self._subscribed.wait()
         except TimeoutError:
             await self.stop()
-            raise GatewayStartError(f"Redis at {_redacted(self._redis_url)} did not answer within "
+            raise GatewayStartError(f"Redis at {redacted_url(self._redis_url)} did not answer within "
                                     f"{self._startup_timeout:g} s: start it, or set REDIS_URL") from None
         settings = self.settings
         try:
@@ -443,7 +443,3 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         await cancel_and_wait((task,))
 
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f"{parts.password}@", "***@") if parts.password else url
