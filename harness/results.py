@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
 
-__all__ = ["RESULTS_FORMAT", "CheckLike", "ThresholdLike", "junit_xml", "results_document", "write_results"]
+__all__ = ["RESULTS_FORMAT", "CaseLike", "CheckLike", "ThresholdLike", "junit_xml", "results_document", "write_results"]
 
 RESULTS_FORMAT = 1
 
@@ -57,6 +57,13 @@ class ThresholdLike(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+class CaseLike(ThresholdLike, Protocol):
+    """One expectation of ``chargetwin check`` (:class:`chargetwin.harness.conformance.phases.Case`)."""
+
+    @property
+    def phase(self) -> str: ...
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return value.to_dict()
@@ -69,18 +76,20 @@ def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any]
                      versions: Mapping[str, str], thresholds: Sequence[ThresholdLike] = (),
                      descriptions: Mapping[str, tuple[str, str]] | None = None,
                      coverage: Mapping[str, Any] | None = None, complete: bool = True,
-                     stopped: str | None = None) -> dict[str, Any]:
+                     stopped: str | None = None, cases: Sequence[CaseLike] = ()) -> dict[str, Any]:
     """The ``results.json`` document: verdict, every check with counts and violations, metrics, provenance.
 
     ``descriptions`` gives, per check name, what the check asserts in words and the spec section it
     comes from (``description`` and ``spec`` of each check; omitted for checks it does not name).
     ``coverage`` (:class:`chargetwin.harness.coverage.Coverage`) goes in as is, when given.
     ``complete`` is False for a run stopped early (``stopped`` says why): its results cover what it saw.
+    ``cases``: the expectations of ``chargetwin check``, each passed or failed (``cases[]``, ``failed_cases``).
     """
     failed = [c.name for c in checks if c.violation_count]
     failed_thresholds = [t.message for t in thresholds if not t.passed]
+    failed_cases = [f"{c.phase}: {c.name}" for c in cases if not c.passed]
     described = descriptions or {}
-    verdict = "fail" if failed or failed_thresholds else "pass"
+    verdict = "fail" if failed or failed_thresholds or failed_cases else "pass"
     document = {
         "results_format": RESULTS_FORMAT,
         "verdict": verdict,
@@ -94,6 +103,9 @@ def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any]
         "scenario": dict(scenario),
         "versions": dict(versions),
     }
+    if cases:
+        document["failed_cases"] = failed_cases
+        document["cases"] = [c.to_dict() for c in cases]
     if coverage is not None:
         document["coverage"] = dict(coverage)
     return document
@@ -116,10 +128,13 @@ def _rules(check: CheckLike) -> dict[str, int]:
     return found
 
 
-def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[ThresholdLike] = ()) -> str:
-    """JUnit XML: a test case per check (failed when it found violations) and per threshold (failed when broken)."""
-    failures = sum(1 for c in checks if c.violation_count) + sum(1 for t in thresholds if not t.passed)
-    tests_count = len(checks) + len(thresholds)
+def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[ThresholdLike] = (),
+              cases: Sequence[CaseLike] = ()) -> str:
+    """JUnit XML: a test case per check (failed when it found violations), per threshold and per case (failed
+    when broken); a case's class is its phase (``chargetwin.check.rest``)."""
+    failures = (sum(1 for c in checks if c.violation_count) + sum(1 for t in thresholds if not t.passed)
+                + sum(1 for c in cases if not c.passed))
+    tests_count = len(checks) + len(thresholds) + len(cases)
     root = ElementTree.Element("testsuites", tests=str(tests_count), failures=str(failures))
     tests = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(tests_count),
                                    failures=str(failures), errors="0", skipped="0")
@@ -138,16 +153,22 @@ def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[T
             failure = ElementTree.SubElement(case, "failure", type="ThresholdFailed", message=threshold.message)
             failure.text = json.dumps(threshold.to_dict(), indent=2, default=str, ensure_ascii=False)
         ElementTree.SubElement(case, "system-out").text = threshold.message
+    for expectation in cases:
+        case = ElementTree.SubElement(tests, "testcase", classname=f"{suite}.{expectation.phase}",
+                                      name=expectation.name)
+        if not expectation.passed:
+            ElementTree.SubElement(case, "failure", type="ContractViolation", message=expectation.message)
+        ElementTree.SubElement(case, "system-out").text = expectation.message
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 
 def write_results(out: Path, document: Mapping[str, Any], checks: Sequence[CheckLike],
-                  thresholds: Sequence[ThresholdLike] = ()) -> None:
+                  thresholds: Sequence[ThresholdLike] = (), cases: Sequence[CaseLike] = ()) -> None:
     """Write ``results.json`` and ``junit.xml`` into ``out`` (created if missing), each through a temporary file."""
     out.mkdir(parents=True, exist_ok=True)
     _write(out / "results.json", json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n")
     suite = f"chargetwin.{document.get('scenario', {}).get('name', 'run')}"
-    _write(out / "junit.xml", junit_xml(checks, suite=suite, thresholds=thresholds))
+    _write(out / "junit.xml", junit_xml(checks, suite=suite, thresholds=thresholds, cases=cases))
 
 
 def _write(path: Path, text: str) -> None:

@@ -50,7 +50,7 @@ from .judge import SETTLE_S, RunEnd, RunHeader
 from .latency import Distribution
 from .series import default_latency_bucket
 from .thresholds import Thresholds
-from .trace import TraceRecord, encode_message, encode_record
+from .trace import TraceRecord, correlation_ids, encode_message, encode_record
 from .truth import RUN, STATION, TWIN_END, ModelTap, StationTruth, station_messages
 
 __all__ = ["SETTLE_S", "run_scenario", "with_speed"]
@@ -95,7 +95,7 @@ class _Taps:
         t_sim, t_wall = self.now()
         record = TraceRecord(hop=hop, channel=channel, direction=direction, message=message, t_sim=t_sim,
                              t_wall=t_wall, status=status, user_id=user_id, socket_id=socket_id,
-                             charger_id=charger_id, request_id=request_id, **_ids(message))
+                             charger_id=charger_id, request_id=request_id, **correlation_ids(message))
         try:
             line = encode_record(record, message_json=self._encoded.get(message))
         except TraceError as error:  # a bug of ours: stop the run, keep the stack
@@ -145,18 +145,6 @@ def _encode(message: Any) -> str:
         return encode_message(message)
     except (TypeError, ValueError):
         return encode_message(f"not JSON: {message!r}")
-
-
-def _ids(message: Any) -> dict[str, Any]:
-    """Correlation ids found at the top of a message or in its data."""
-    found: dict[str, Any] = {}
-    if isinstance(message, dict):
-        for source in (message.get("data"), message):
-            if isinstance(source, dict):
-                for key in ("session_id", "transaction_id"):
-                    if isinstance(source.get(key), int) and not isinstance(source.get(key), bool):
-                        found[key] = source[key]
-    return found
 
 
 def _stations(stack: Stack) -> dict[str, StationTruth]:

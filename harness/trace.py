@@ -34,6 +34,7 @@ __all__ = [
     "TWIN",
     "TraceRecord",
     "TraceWriter",
+    "correlation_ids",
     "encode_message",
     "encode_record",
     "from_record",
@@ -116,6 +117,18 @@ class TraceRecord:
                 data[key] = value
         data["message"] = self.message
         return data
+
+
+def correlation_ids(message: Any) -> dict[str, Any]:
+    """The ``session_id`` and ``transaction_id`` found at the top of a message or in its ``data``."""
+    found: dict[str, Any] = {}
+    if isinstance(message, dict):
+        for source in (message.get("data"), message):
+            if isinstance(source, dict):
+                for key in ("session_id", "transaction_id"):
+                    if isinstance(source.get(key), int) and not isinstance(source.get(key), bool):
+                        found[key] = source[key]
+    return found
 
 
 def encode_record(record: TraceRecord, *, message_json: str | None = None, seq: bool = False) -> str:

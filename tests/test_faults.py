@@ -14,7 +14,7 @@ from chargetwin.harness.run import run_scenario
 from chargetwin.reports import write_report
 from chargetwin.twin.model.config import Scenario
 from chargetwin.twin.scenario import load_scenario
-from chargetwin.twin.services.faults import FAULTS, check_fault
+from chargetwin.twin.services.faults import RUN_FAULTS, check_fault
 from chargetwin.twin.services.settings import Settings
 
 CAUGHT_BY = {
@@ -29,7 +29,7 @@ CAUGHT_BY = {
 
 
 def test_every_fault_has_its_check() -> None:
-    assert set(CAUGHT_BY) == set(FAULTS)
+    assert set(CAUGHT_BY) == set(RUN_FAULTS)
     with pytest.raises(ValueError, match="unknown fault 'typo'"):
         check_fault("typo")
 

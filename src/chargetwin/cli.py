@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from ._check_cmd import add_check_parser
 from ._model_cmd import add_model_parser
 from ._network_cmd import add_network_parser
 from ._report_cmd import add_report_parser
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"chargetwin {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    add_check_parser(commands)
     add_model_parser(commands)
     add_network_parser(commands)
     add_report_parser(commands)

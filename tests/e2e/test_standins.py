@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -17,68 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
+from standin_testkit import INTERNAL, SECRET, standin_env
+from standin_testkit import standins as start_standins
 from websockets.asyncio.client import connect
 
 from chargetwin.contracts import default_validator
-from chargetwin.twin.stack import free_port
-
-SECRET = "stand-in-tests-secret-of-more-than-thirty-two-bytes-length"
-INTERNAL = "stand-in-tests-internal-token"
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("CHARGETWIN_")}
-    return env | {"CHARGETWIN_JWT_SECRET": SECRET, "CHARGETWIN_INTERNAL_TOKEN": INTERNAL}
-
-
-class Service:
-    """One stand-in process; its banner read up to "Press Ctrl-C to stop."."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "chargetwin", *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, env=_env())
-        assert self.process.stdout is not None
-        self.banner = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "Press Ctrl-C to stop." not in self.banner:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.banner += line
-        if "Press Ctrl-C to stop." not in self.banner:
-            self.process.kill()
-            pytest.fail(f"chargetwin {args[0]} did not start; it said:\n{self.banner}")
-
-    def stop(self) -> tuple[int, str]:
-        """Ctrl-C; the exit code and what it said after its banner."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            said, _ = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            said, _ = self.process.communicate()
-            pytest.fail(f"did not stop within 30 s of Ctrl-C; it said:\n{said}")
-        return self.process.returncode, said
 
 
 @pytest.fixture
 def standins(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ports = {name: free_port() for name in ("backend", "cms", "ocpp", "gateway")}
-    backend = Service("backend", "--backend-port", str(ports["backend"]), "--cms-url",
-                      f"http://127.0.0.1:{ports['cms']}", "--database", str(tmp_path / "backend.sqlite3"))
-    started = [backend]
-    try:
-        redis_url = re.search(r"Redis\s+(redis://\S+)", backend.banner)
-        assert redis_url, backend.banner
-        started.append(Service("cms", "--cms-port", str(ports["cms"]), "--ocpp-port", str(ports["ocpp"]),
-                               "--backend-url", f"http://127.0.0.1:{ports['backend']}", "--speed", "30"))
-        started.append(Service("gateway", "--gateway-port", str(ports["gateway"]), "--redis", redis_url.group(1)))
-        yield {"ports": ports, "services": started}
-    finally:
-        for service in started:
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.communicate()
+    with start_standins(tmp_path) as started:
+        yield started
 
 
 async def _a_session(ports: dict[str, int]) -> list[tuple[str, str, Any]]:
@@ -141,8 +88,8 @@ def test_the_backend_tells_where_its_redis_is_and_prints_tokens_not_the_secret(s
 
 
 def _stand_in(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chargetwin", *args], capture_output=True, text=True, env=_env(),
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "chargetwin", *args], capture_output=True, text=True,
+                          env=standin_env(), timeout=60)
 
 
 def test_a_gateway_without_a_redis_exits_2_saying_what_to_give() -> None:

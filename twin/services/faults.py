@@ -18,7 +18,15 @@ meter_backwards        backend: a session's third meter_value 100 Wh lower    me
 dropped_message        gateway: every third meter_value not forwarded         no_message_lost
 stale_active_session   gateway: ``has_active_session: false, data: null`` on  active_session_restored
                        connect, even while the user has an active session
+bare_error             backend: REST errors as ``{"error": title}``, without  check: REST contract
+                       the envelope's ``success`` and ``message``
+wrong_close_code       gateway: a refused token closed with 4001              check: WebSocket contract
+                       "Unauthorized" instead of 1008
+no_connected           gateway: no ``connected`` on connect                   check: WebSocket contract
 =====================  ====================================================  ======================
+
+The first seven break what a run's checks judge (:data:`RUN_FAULTS`); the
+last three what ``chargetwin check`` asks of a target (:data:`CHECK_FAULTS`).
 """
 
 from __future__ import annotations
@@ -27,11 +35,17 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["BACKEND_FAULTS", "FAULTS", "GATEWAY_FAULTS", "BackendFault", "GatewayFault", "check_fault"]
+__all__ = ["BACKEND_FAULTS", "CHECK_FAULTS", "FAULTS", "GATEWAY_FAULTS", "REST_FAULTS", "RUN_FAULTS", "BackendFault",
+           "GatewayFault", "check_fault"]
 
 BACKEND_FAULTS = ("wrong_display", "missing_field", "wrong_user", "late_session_started", "meter_backwards")
-GATEWAY_FAULTS = ("dropped_message", "stale_active_session")
-FAULTS = BACKEND_FAULTS + GATEWAY_FAULTS
+"""The backend's faults in what it publishes (:class:`BackendFault`)."""
+REST_FAULTS = ("bare_error",)
+"""The backend's faults in how it answers REST calls."""
+GATEWAY_FAULTS = ("dropped_message", "stale_active_session", "wrong_close_code", "no_connected")
+RUN_FAULTS = BACKEND_FAULTS + ("dropped_message", "stale_active_session")
+CHECK_FAULTS = ("bare_error", "wrong_close_code", "no_connected")
+FAULTS = RUN_FAULTS + CHECK_FAULTS
 
 Delivery = tuple[str, dict[str, Any]]
 
@@ -119,3 +133,11 @@ class GatewayFault:
     def session_on_connect(self, session: dict[str, Any] | None) -> dict[str, Any] | None:
         """The active session to announce on connect: none at all under ``stale_active_session``."""
         return None if self.name == "stale_active_session" else session
+
+    def close_refused(self, code: int, reason: str) -> tuple[int, str]:
+        """The close frame for a refused token: 4001 "Unauthorized" under ``wrong_close_code``."""
+        return (4001, "Unauthorized") if self.name == "wrong_close_code" and code == 1008 else (code, reason)
+
+    def welcome(self, texts: list[str]) -> list[str]:
+        """The messages sent on connect: without ``connected`` (the first) under ``no_connected``."""
+        return texts[1:] if self.name == "no_connected" else texts

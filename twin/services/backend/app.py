@@ -68,7 +68,7 @@ def create_app(*, settings: Settings, stations: Sequence[StationSpec], users: Se
     app = FastAPI(title="chargetwin reference backend", lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
     app.state.backend = service
-    _install_error_handlers(app)
+    _install_error_handlers(app, bare=settings.inject_fault == "bare_error")
     _add_routes(app, service)
     return app
 
@@ -125,10 +125,14 @@ def _envelope(status: int, error: str, message: str, headers: dict[str, str] | N
                         headers=headers)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, *, bare: bool = False) -> None:
+    """``bare``: the ``bare_error`` fault (tests only, faults.py): errors without the envelope."""
+
     async def api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if bare:
+            return JSONResponse({"error": exc.error}, status_code=exc.status, headers=headers)
         return _envelope(exc.status, exc.error, exc.message, headers)
 
     async def validation_error(_: Request, exc: Exception) -> Response:

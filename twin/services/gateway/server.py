@@ -257,7 +257,10 @@ class Gateway:
             # SPEC-NOTES N-48: complete the handshake, then close with the seed's code and reason.
             self._counters.rejected[decision.reason] += 1
             log.info("rejected %s: %d %s", connection.remote_address, decision.code, decision.reason)
-            await connection.close(decision.code, decision.reason)
+            code, reason = decision.code, decision.reason
+            if self._fault is not None:  # tests only (faults.py)
+                code, reason = self._fault.close_refused(code, reason)
+            await connection.close(code, reason)
             return
         user_id = decision.user_id
         self._presence.opened(user_id)
@@ -293,7 +296,10 @@ class Gateway:
         if self._fault is not None:  # tests only (faults.py)
             session = self._fault.session_on_connect(session)
         timestamp = format_timestamp(self._clock.now())
-        for text in messages.welcome(user_id, timestamp, chargers_json=chargers_json, session=session):
+        texts = list(messages.welcome(user_id, timestamp, chargers_json=chargers_json, session=session))
+        if self._fault is not None:  # tests only (faults.py)
+            texts = self._fault.welcome(texts)
+        for text in texts:
             await connection.send(text)
         queued = self._router.go_live(connection)
         for payload in queued:

@@ -1,0 +1,1 @@
+"""``chargetwin check``: the harness against someone else's services, over the wire (:mod:`.suite`)."""

@@ -1,0 +1,152 @@
+"""``chargetwin check``: the conformance suite against someone else's backend and gateway, phase by phase.
+
+Each phase (:mod:`.phases`) drives the target through a :class:`~.probe.Probe`
+whose traffic goes into the pipeline of a :class:`~chargetwin.harness.judge.Judge`,
+as a run's does: every message is judged against the contracts, and the
+cross-message checks (causality, isolation between the two users, meters,
+...) judge what they can see. The verdict fails on a case not met or a
+violation found. Outputs as a run's: ``results.json`` (with ``cases[]``),
+``junit.xml`` (a test case per case and per check) and ``trace.ndjson``
+(every record, after the ``twin:run`` header: ``chargetwin validate`` on
+it gives the checks' verdict again).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from ..checks import CHECKS, InvariantViolation
+from ..judge import Judge, RunEnd, RunHeader
+from ..pipeline import Consumer, Found
+from ..results import results_document, write_results
+from ..trace import TraceRecord, TraceWriter
+from ..truth import RUN, TWIN_END
+from ..versions import versions
+from .phases import Case, Phase, TestUser, Tokens, rest_phase, websocket_phase
+from .probe import Probe
+
+__all__ = ["CheckTarget", "run_check"]
+
+PER_RULE = 3
+"""Violations printed per rule as they are found; results.json has them all."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTarget:
+    """What ``check`` tests: the URLs, the users the target knows, its chargers, and how to sign as it does.
+
+    ``users``: four, two for each phase. ``connectors``: (charger_id, connector_id) pairs the target knows, in
+    the order to try them (a busy one is skipped). ``tariffs``: price per
+    kWh by station, for the cost check. ``sign(user_id, issued_at,
+    lifetime_s)`` makes a token with the target's secret, for the expired
+    and wrongly signed tokens. ``wait_s``: how long a push may take.
+    """
+
+    backend: str
+    gateway: str
+    users: Sequence[TestUser]
+    connectors: Sequence[tuple[str, int]]
+    sign: Callable[[int, datetime, float], str]
+    network: str = "smoke"
+    tariffs: dict[str, float] | None = None
+    wait_s: float = 120.0
+
+
+class _TraceAll(Consumer):
+    """Every record into ``trace.ndjson``, after the twin:run header: ``chargetwin validate`` reads it again."""
+
+    def __init__(self, path: Path, header: RunHeader) -> None:
+        path.unlink(missing_ok=True)
+        self.writer = TraceWriter(path)
+        self.records = 1
+        self.writer.write(TraceRecord(hop="twin", channel=RUN, direction="start", message=header.to_message(),
+                                      t_sim=0.0, t_wall=0.0, line=1))
+
+    def on_record(self, record: TraceRecord) -> Found:
+        self.writer.write(record)
+        self.records += 1
+        return None
+
+    def on_end(self, t_sim: float, t_wall: float) -> Found:
+        self.writer.write(TraceRecord(hop="twin", channel=TWIN_END, direction="end", t_sim=t_sim, t_wall=t_wall,
+                                      message=RunEnd(wall_seconds=t_wall).to_message(), line=self.records + 1))
+        self.writer.close()
+        return None
+
+
+class _Printer(Consumer):
+    """The first violations of each rule, printed as they are found."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.per_rule: dict[str, int] = {}
+
+    def on_violation(self, violation: InvariantViolation) -> None:
+        rule = violation.rule or violation.check
+        self.per_rule[rule] = self.per_rule.get(rule, 0) + 1
+        if self.per_rule[rule] <= PER_RULE:
+            self.console.print(f"  [red]violation[/] {escape(violation.check)}: {escape(violation.message)}")
+
+
+async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
+    """Run every phase against ``target``, write the results into ``out``; 0 conform, 1 not."""
+    began = time.monotonic()
+    header = RunHeader(scenario={"name": "check", "network": target.network, "backend": target.backend,
+                                 "gateway": target.gateway, "start": datetime.now().astimezone().isoformat()},
+                       tariffs=target.tariffs or {})
+    out.mkdir(parents=True, exist_ok=True)
+    judge = Judge(header, extra=[_Printer(console), _TraceAll(out / "trace.ndjson", header)])
+    probe = Probe(judge.pipeline, backend=target.backend, gateway=target.gateway)
+    tokens = Tokens(target.sign)
+    phases: list[Phase] = []
+    rest, websocket = target.users[:2], target.users[2:4]
+    try:
+        console.print("[bold]REST contract[/]")
+        phases.append(await rest_phase(probe, rest, target.connectors, tokens, wait_s=target.wait_s))
+        _print_phase(console, phases[-1])
+        console.print("[bold]WebSocket contract[/]")
+        phases.append(await websocket_phase(probe, websocket, target.connectors, tokens, wait_s=target.wait_s))
+        _print_phase(console, phases[-1])
+    finally:
+        await probe.aclose()
+    judge.pipeline.end()
+    cases = [case for phase in phases for case in phase.cases]
+    checks = judge.checks.results()
+    wall = time.monotonic() - began
+    metrics = judge.metrics(RunEnd(wall_seconds=wall))
+    metrics["cases"] = len(cases)
+    document = results_document(checks, scenario=header.scenario, metrics=metrics, versions=versions(),
+                                descriptions=CHECKS, coverage=judge.coverage.result(), cases=cases)
+    write_results(out, document, checks, cases=cases)
+    failed_cases = [c for c in cases if not c.passed]
+    judged = [c for c in checks if c.checked]
+    console.print(f"[bold]checks[/] of every message ({judge.pipeline.observations:,} recorded):")
+    for check in judged:
+        mark = "[red]FAIL[/]" if check.violation_count else "[green]ok[/]"
+        console.print(f"  {mark} {check.name}: {check.checked:,} checked, {check.violation_count:,} violations")
+    verdict = "FAIL" if document["verdict"] == "fail" else "PASS"
+    colour = "red" if verdict == "FAIL" else "green"
+    console.print(f"[bold {colour}]check: {verdict}[/]: {len(cases) - len(failed_cases)} of {len(cases)} cases "
+                  f"met, {sum(c.violation_count for c in checks):,} violations, {wall:.1f} s")
+    console.print(f"results: {out / 'results.json'}  junit: {out / 'junit.xml'}  trace: {out / 'trace.ndjson'}",
+                  markup=False, highlight=False)
+    return 1 if verdict == "FAIL" else 0
+
+
+def _print_phase(console: Console, phase: Phase) -> None:
+    for case in phase.cases:
+        _print_case(console, case)
+    met = sum(1 for c in phase.cases if c.passed)
+    console.print(f"  {phase.title}: {met} of {len(phase.cases)} cases met")
+
+
+def _print_case(console: Console, case: Case) -> None:
+    mark = "[green]ok[/]  " if case.passed else "[red]FAIL[/]"
+    console.print(f"  {mark} {escape(case.name)}: {escape(case.message)}")

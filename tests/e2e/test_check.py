@@ -1,0 +1,99 @@
+"""``chargetwin check`` against stand-ins started as separate processes: conforming, and broken on purpose."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+from standin_testkit import INTERNAL, SECRET, standin_env, standins
+
+from chargetwin.cli import main
+
+
+def _check(target: dict[str, Any], out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chargetwin", "check", "--backend", target["backend"], "--gateway",
+                           target["gateway"], "--out", str(out), "--wait", "30"],
+                          capture_output=True, text=True, env=standin_env(), timeout=180)
+
+
+@pytest.fixture(scope="module")
+def conforming(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("conforming")
+    with standins(folder) as target:
+        done = _check(target, folder / "out")
+        yield done, folder / "out"
+
+
+def test_check_passes_the_reference_services_with_every_case_met(conforming: Any) -> None:
+    done, out = conforming
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["verdict"] == "pass" and results["failed_cases"] == []
+    phases = {case["phase"] for case in results["cases"]}
+    assert phases == {"rest", "websocket"}
+    assert len(results["cases"]) >= 30
+    checked = {c["name"]: c["checked"] for c in results["checks"]}
+    assert checked["schema_and_rules"] >= 80 and checked["isolation"] > 0
+    suite = ElementTree.parse(out / "junit.xml").getroot()
+    assert suite.get("failures") == "0"
+    assert int(suite.get("tests", "0")) == len(results["cases"]) + len(results["checks"])
+    assert "REST contract: 18 of 18 cases met" in done.stdout
+    assert re.search(r"check: PASS: (\d+) of \1 cases met, 0 violations", done.stdout)
+
+
+def test_the_trace_of_a_check_validates_to_the_same_verdict(conforming: Any, capsys: Any) -> None:
+    _, out = conforming
+    assert main(["validate", str(out / "trace.ndjson")]) == 0
+    assert "check: PASS" in capsys.readouterr().out
+
+
+def test_no_secret_reaches_the_output_the_trace_or_the_results(conforming: Any) -> None:
+    done, out = conforming
+    texts = {"output": done.stdout + done.stderr,
+             **{path.name: path.read_text() for path in out.iterdir() if path.is_file()}}
+    jwt = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16,}")  # a token with its signature
+    assert set(texts) >= {"output", "results.json", "junit.xml", "trace.ndjson"}
+    for name, text in texts.items():
+        assert SECRET not in text and INTERNAL not in text, name
+        assert not jwt.search(text), (name, jwt.search(text))
+        assert '"password":"chargetwin"' not in text.replace(" ", ""), name
+    assert '"token":"eyJ' in texts["trace.ndjson"].replace(" ", "")  # the login answers are there, redacted
+
+
+@pytest.mark.parametrize(("fault", "failed"), [
+    ("bare_error", "start without a token: expected HTTP 401 with the error envelope"),
+    ("wrong_close_code", "no token: close 1008: expected close 1008 'Authentication required'; closed 4001"),
+    ("no_connected", "connected first (user 3): expected connected first; got"),
+    ("wrong_user", "violation isolation:"),
+])
+def test_a_broken_target_fails_naming_what_broke(fault: str, failed: str, tmp_path: Path) -> None:
+    with standins(tmp_path, fault=fault) as target:
+        done = _check(target, tmp_path / "out")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert failed in done.stdout, done.stdout
+    assert "check: FAIL" in done.stdout
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--backend", "localhost:8000", "--gateway", "ws://127.0.0.1:8080"], "--backend 'localhost:8000'"),
+    (["--backend", "http://127.0.0.1:8000", "--gateway", "http://127.0.0.1:8080"], "--gateway"),
+    (["--backend", "http://127.0.0.1:8000", "--gateway", "ws://x:1", "--network", "nope"], "nope"),
+])
+def test_bad_options_exit_2(args: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", *args]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_nothing_listening_fails_the_cases_with_a_clear_message(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "chargetwin", "check", "--backend", "http://127.0.0.1:9",
+                           "--gateway", "ws://127.0.0.1:9", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=standin_env(), timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "the backend did not answer: ConnectError" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
