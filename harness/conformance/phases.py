@@ -154,9 +154,9 @@ async def stop_once_started(probe: Probe, token: str, user_id: int, wait_s: floa
 
 
 async def rest_phase(probe: Probe, users: Sequence[TestUser], connectors: Sequence[tuple[str, int]],
-                     tokens: Tokens, *, wait_s: float) -> Phase:
-    """REST contract: the happy paths and every error ruling 6 lists, with two users."""
-    phase = Phase("rest", "REST contract")
+                     tokens: Tokens, *, wait_s: float, phase: Phase | None = None) -> Phase:
+    """REST contract: the happy paths and every error ruling 6 lists, with two users (cases into ``phase``)."""
+    phase = phase or Phase("rest", "REST contract")
     a, b = users[0], users[1]
     try:
         token_a, token_b = await login(probe, a), await login(probe, b)
@@ -237,13 +237,13 @@ def _is(kind: str, event: str | None = None) -> Callable[[Any], bool]:
 
 
 async def websocket_phase(probe: Probe, users: Sequence[TestUser], connectors: Sequence[tuple[str, int]],
-                          tokens: Tokens, *, wait_s: float) -> Phase:
+                          tokens: Tokens, *, wait_s: float, phase: Phase | None = None) -> Phase:
     """WebSocket contract: refusals, ``connected`` first, client frames, the heartbeat, and a session's pushes.
 
     ``wait_s``: how long a push may take (a meter value comes once per
     metering interval of the target's charge points).
     """
-    phase = Phase("websocket", "WebSocket contract")
+    phase = phase or Phase("websocket", "WebSocket contract")
     a, b = users[0], users[1]
     for name, query, expected in (
             ("no token: close 1008", "", AUTH_REQUIRED),

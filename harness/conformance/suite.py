@@ -14,13 +14,16 @@ it gives the checks' verdict again).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.markup import escape
+from websockets.exceptions import WebSocketException
 
 from ..checks import CHECKS, InvariantViolation
 from ..judge import Judge, RunEnd, RunHeader
@@ -29,6 +32,7 @@ from ..results import results_document, write_results
 from ..trace import TraceRecord, TraceWriter
 from ..truth import RUN, TWIN_END
 from ..versions import versions
+from .fuzz import FuzzFigures, fuzz_phase, fuzz_summary
 from .phases import Case, Phase, TestUser, Tokens, rest_phase, websocket_phase
 from .probe import Probe
 
@@ -42,7 +46,8 @@ PER_RULE = 3
 class CheckTarget:
     """What ``check`` tests: the URLs, the users the target knows, its chargers, and how to sign as it does.
 
-    ``users``: four, two for each phase. ``connectors``: (charger_id, connector_id) pairs the target knows, in
+    ``users``: five: two for the REST phase, two for the WebSocket phase, one to fuzz as.
+    ``connectors``: (charger_id, connector_id) pairs the target knows, in
     the order to try them (a busy one is skipped). ``tariffs``: price per
     kWh by station, for the cost check. ``sign(user_id, issued_at,
     lifetime_s)`` makes a token with the target's secret, for the expired
@@ -57,6 +62,8 @@ class CheckTarget:
     network: str = "smoke"
     tariffs: dict[str, float] | None = None
     wait_s: float = 120.0
+    max_examples: int = 25
+    fuzz_seconds: float = 60.0
 
 
 class _TraceAll(Consumer):
@@ -107,13 +114,21 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     tokens = Tokens(target.sign)
     phases: list[Phase] = []
     rest, websocket = target.users[:2], target.users[2:4]
+    figures = FuzzFigures({})
     try:
-        console.print("[bold]REST contract[/]")
-        phases.append(await rest_phase(probe, rest, target.connectors, tokens, wait_s=target.wait_s))
-        _print_phase(console, phases[-1])
-        console.print("[bold]WebSocket contract[/]")
-        phases.append(await websocket_phase(probe, websocket, target.connectors, tokens, wait_s=target.wait_s))
-        _print_phase(console, phases[-1])
+        steps: list[tuple[Phase, Callable[[Phase], Coroutine[Any, Any, Phase]]]] = [
+                (Phase("rest", "REST contract"),
+                 lambda phase: rest_phase(probe, rest, target.connectors, tokens, wait_s=target.wait_s, phase=phase)),
+                (Phase("fuzz", "Fuzzing (schemathesis)"),
+                 lambda phase: fuzz_phase(probe, target.users[4], figures, max_examples=target.max_examples,
+                                          max_seconds=target.fuzz_seconds, wait_s=target.wait_s, phase=phase)),
+                (Phase("websocket", "WebSocket contract"),
+                 lambda phase: websocket_phase(probe, websocket, target.connectors, tokens, wait_s=target.wait_s,
+                                               phase=phase))]
+        for phase, running in steps:
+            console.print(f"[bold]{phase.title}[/]")
+            phases.append(await _guarded(phase, running(phase)))
+            _print_phase(console, phase)
     finally:
         await probe.aclose()
     judge.pipeline.end()
@@ -122,6 +137,7 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     wall = time.monotonic() - began
     metrics = judge.metrics(RunEnd(wall_seconds=wall))
     metrics["cases"] = len(cases)
+    metrics["fuzz"] = fuzz_summary(figures)
     document = results_document(checks, scenario=header.scenario, metrics=metrics, versions=versions(),
                                 descriptions=CHECKS, coverage=judge.coverage.result(), cases=cases)
     write_results(out, document, checks, cases=cases)
@@ -138,6 +154,16 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     console.print(f"results: {out / 'results.json'}  junit: {out / 'junit.xml'}  trace: {out / 'trace.ndjson'}",
                   markup=False, highlight=False)
     return 1 if verdict == "FAIL" else 0
+
+
+async def _guarded(phase: Phase, running: Coroutine[Any, Any, Phase]) -> Phase:
+    """``phase`` once ``running`` filled it; with a case not met when the target stopped answering midway."""
+    try:
+        return await running
+    except (httpx.HTTPError, OSError, WebSocketException) as error:
+        said = str(error) or "no answer"
+        phase.expect("the target answered", False, f"the phase stopped: {type(error).__name__}: {said}")
+        return phase
 
 
 def _print_phase(console: Console, phase: Phase) -> None:

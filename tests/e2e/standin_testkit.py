@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,18 +46,33 @@ class Service:
             self.banner += line
         if "Press Ctrl-C to stop." not in self.banner:
             self.process.kill()
+            self.process.wait()
+            self.process.stdout.close()
             pytest.fail(f"chargetwin {args[0]} did not start; it said:\n{self.banner}")
+        # what it says later is read as it comes: a full pipe would block the service mid-request
+        self.said: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.said.extend(self.process.stdout or ()), daemon=True)
+        self._reader.start()
 
     def stop(self) -> tuple[int, str]:
         """Ctrl-C; the exit code and what it said after its banner."""
         self.process.send_signal(signal.SIGINT)
         try:
-            said, _ = self.process.communicate(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            self.close()
+            pytest.fail(f"did not stop within 30 s of Ctrl-C; it said:\n{''.join(self.said)}")
+        self.close()
+        return self.process.returncode, "".join(self.said)
+
+    def close(self) -> None:
+        """Kill it if it still runs; read what is left and close the pipe."""
+        if self.process.poll() is None:
             self.process.kill()
-            said, _ = self.process.communicate()
-            pytest.fail(f"did not stop within 30 s of Ctrl-C; it said:\n{said}")
-        return self.process.returncode, said
+        self.process.wait()
+        self._reader.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @contextmanager
@@ -78,6 +94,4 @@ def standins(folder: Path, *, fault: str | None = None, speed: float = 30) -> It
                "gateway": f"ws://127.0.0.1:{ports['gateway']}"}
     finally:
         for service in started:
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.communicate()
+            service.close()

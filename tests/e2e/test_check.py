@@ -36,13 +36,15 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "pass" and results["failed_cases"] == []
     phases = {case["phase"] for case in results["cases"]}
-    assert phases == {"rest", "websocket"}
+    assert phases == {"rest", "fuzz", "websocket"}
+    assert results["metrics"]["fuzz"]["bodies"] >= 40
     assert len(results["cases"]) >= 30
     checked = {c["name"]: c["checked"] for c in results["checks"]}
     assert checked["schema_and_rules"] >= 80 and checked["isolation"] > 0
     suite = ElementTree.parse(out / "junit.xml").getroot()
     assert suite.get("failures") == "0"
     assert int(suite.get("tests", "0")) == len(results["cases"]) + len(results["checks"])
+    assert "a server error" not in done.stdout
     assert "REST contract: 18 of 18 cases met" in done.stdout
     assert re.search(r"check: PASS: (\d+) of \1 cases met, 0 violations", done.stdout)
 
@@ -71,6 +73,7 @@ def test_no_secret_reaches_the_output_the_trace_or_the_results(conforming: Any) 
     ("wrong_close_code", "no token: close 1008: expected close 1008 'Authentication required'; closed 4001"),
     ("no_connected", "connected first (user 3): expected connected first; got"),
     ("wrong_user", "violation isolation:"),
+    ("server_error", "FAIL POST /api/charging/start, positive bodies: body {"),
 ])
 def test_a_broken_target_fails_naming_what_broke(fault: str, failed: str, tmp_path: Path) -> None:
     with standins(tmp_path, fault=fault) as target:

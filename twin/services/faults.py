@@ -23,10 +23,12 @@ bare_error             backend: REST errors as ``{"error": title}``, without  ch
 wrong_close_code       gateway: a refused token closed with 4001              check: WebSocket contract
                        "Unauthorized" instead of 1008
 no_connected           gateway: no ``connected`` on connect                   check: WebSocket contract
+server_error           backend: HTTP 500 for a start on a connector id of 10  check: fuzzing
+                       or more (a body the schema allows)
 =====================  ====================================================  ======================
 
 The first seven break what a run's checks judge (:data:`RUN_FAULTS`); the
-last three what ``chargetwin check`` asks of a target (:data:`CHECK_FAULTS`).
+last four what ``chargetwin check`` asks of a target (:data:`CHECK_FAULTS`).
 """
 
 from __future__ import annotations
@@ -36,15 +38,15 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["BACKEND_FAULTS", "CHECK_FAULTS", "FAULTS", "GATEWAY_FAULTS", "REST_FAULTS", "RUN_FAULTS", "BackendFault",
-           "GatewayFault", "check_fault"]
+           "GatewayFault", "check_fault", "server_error"]
 
 BACKEND_FAULTS = ("wrong_display", "missing_field", "wrong_user", "late_session_started", "meter_backwards")
 """The backend's faults in what it publishes (:class:`BackendFault`)."""
-REST_FAULTS = ("bare_error",)
+REST_FAULTS = ("bare_error", "server_error")
 """The backend's faults in how it answers REST calls."""
 GATEWAY_FAULTS = ("dropped_message", "stale_active_session", "wrong_close_code", "no_connected")
-RUN_FAULTS = BACKEND_FAULTS + ("dropped_message", "stale_active_session")
-CHECK_FAULTS = ("bare_error", "wrong_close_code", "no_connected")
+RUN_FAULTS = (*BACKEND_FAULTS, "dropped_message", "stale_active_session")
+CHECK_FAULTS = ("bare_error", "wrong_close_code", "no_connected", "server_error")
 FAULTS = RUN_FAULTS + CHECK_FAULTS
 
 Delivery = tuple[str, dict[str, Any]]
@@ -115,6 +117,13 @@ class BackendFault:
             data["meter_value"] = max(0, data["meter_value"] - 100)
             data["energy_consumed"] = data["energy_delivered"] = round(data["meter_value"] / 1000, 3)
         return [(channel, message)]
+
+
+def server_error(body: Any) -> None:
+    """``server_error``: fail (an unhandled error, so HTTP 500) on a start body whose connector id is 10 or more."""
+    connector = body.get("connector_id") if isinstance(body, dict) else None
+    if isinstance(connector, int) and not isinstance(connector, bool) and connector >= 10:
+        raise RuntimeError(f"injected fault server_error: connector_id {connector}")
 
 
 class GatewayFault:

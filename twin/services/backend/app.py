@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 
 from ...clock import Clock
 from ...model.config import StationSpec
+from ..faults import server_error
 from ..settings import Settings
 from ..users import TestUser
 from .exceptions import ApiError
@@ -81,7 +82,10 @@ def _add_routes(app: FastAPI, service: BackendService) -> None:
     @app.post("/api/charging/start")
     async def start_charging(request: Request) -> dict[str, Any]:
         user_id = service.authenticate(request.headers.get("authorization"))
-        return {"success": True, "data": await service.start(user_id, await _json_body(request))}
+        body = await _json_body(request)
+        if service.settings.inject_fault == "server_error":  # tests only (faults.py)
+            server_error(body)
+        return {"success": True, "data": await service.start(user_id, body)}
 
     @app.post("/api/charging/stop")
     async def stop_charging(request: Request) -> dict[str, Any]:
