@@ -24,14 +24,13 @@ import logging
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
-import redis.asyncio as aioredis
 from rich.console import Console
 
 from ..contracts.status import count_classes, station_status
@@ -48,6 +47,7 @@ from .exceptions import HarnessError, TraceError
 from .http_tap import TappingTransport
 from .judge import SETTLE_S, RunEnd, RunHeader
 from .latency import Distribution
+from .redis_tap import tap_redis
 from .series import default_latency_bucket
 from .thresholds import Thresholds
 from .trace import TraceRecord, correlation_ids, encode_message, encode_record
@@ -159,19 +159,9 @@ def _stations(stack: Stack) -> dict[str, StationTruth]:
     return truth
 
 
-async def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> None:
-    client = aioredis.from_url(url)
-    pubsub = client.pubsub()
-    try:
-        await pubsub.psubscribe("user:*")
-        ready.set()
-        async for item in pubsub.listen():
-            if item["type"] == "pmessage":
-                message = taps.interner.parse(item["data"])
-                taps.record("redis", f"redis:{item['channel'].decode()}", "publish", message)
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8
-        await client.aclose()
+def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> Coroutine[Any, Any, None]:
+    return tap_redis(url, lambda channel, message: taps.record("redis", channel, "publish", message), ready,
+                     parse=taps.interner.parse)
 
 
 async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, speed: float | None = None,

@@ -13,8 +13,10 @@ it gives the checks' verdict again).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,9 +27,13 @@ from rich.console import Console
 from rich.markup import escape
 from websockets.exceptions import WebSocketException
 
+from ...twin.services._tasks import cancel_and_wait
+from ...twin.services.redis_server import redacted_url
 from ..checks import CHECKS, InvariantViolation
+from ..http_tap import parse_body
 from ..judge import Judge, RunEnd, RunHeader
 from ..pipeline import Consumer, Found
+from ..redis_tap import tap_redis
 from ..results import results_document, write_results
 from ..trace import TraceRecord, TraceWriter
 from ..truth import RUN, TWIN_END
@@ -52,6 +58,8 @@ class CheckTarget:
     kWh by station, for the cost check. ``sign(user_id, issued_at,
     lifetime_s)`` makes a token with the target's secret, for the expired
     and wrongly signed tokens. ``wait_s``: how long a push may take.
+    ``redis``: the Redis the backend publishes to, tapped during the
+    WebSocket phase (the Redis phase), or None.
     """
 
     backend: str
@@ -64,6 +72,7 @@ class CheckTarget:
     wait_s: float = 120.0
     max_examples: int = 25
     fuzz_seconds: float = 60.0
+    redis: str | None = None
 
 
 class _TraceAll(Consumer):
@@ -127,6 +136,15 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                                                phase=phase))]
         for phase, running in steps:
             console.print(f"[bold]{phase.title}[/]")
+            if phase.name == "websocket" and target.redis is not None:
+                redis_phase = Phase("redis", "Redis")
+                async with _redis_tapped(probe, target.redis, redis_phase, judge):
+                    phases.append(await _guarded(phase, running(phase)))
+                _print_phase(console, phase)
+                console.print(f"[bold]{redis_phase.title}[/]")
+                phases.append(redis_phase)
+                _print_phase(console, redis_phase)
+                continue
             phases.append(await _guarded(phase, running(phase)))
             _print_phase(console, phase)
     finally:
@@ -154,6 +172,48 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     console.print(f"results: {out / 'results.json'}  junit: {out / 'junit.xml'}  trace: {out / 'trace.ndjson'}",
                   markup=False, highlight=False)
     return 1 if verdict == "FAIL" else 0
+
+
+class _RedisSeen(Consumer):
+    """Messages seen on each user's Redis channels."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[int, int] = {}
+
+    def on_record(self, record: TraceRecord) -> Found:
+        if record.hop == "redis":
+            parts = record.channel.split(":")
+            if len(parts) == 4 and parts[2].isdigit():
+                self.by_user[int(parts[2])] = self.by_user.get(int(parts[2]), 0) + 1
+        return None
+
+
+@contextlib.asynccontextmanager
+async def _redis_tapped(probe: Probe, url: str, phase: Phase, judge: Judge) -> AsyncIterator[None]:
+    """Tap ``url``'s user channels into the pipeline meanwhile; the Redis phase's cases into ``phase``."""
+    seen = _RedisSeen()
+    judge.pipeline.subscribe(seen)
+    ready = asyncio.Event()
+    tap = asyncio.get_running_loop().create_task(tap_redis(
+        url, lambda channel, message: probe.emit("redis", channel, "publish", message), ready,
+        parse=parse_body))
+    await asyncio.wait({tap, asyncio.ensure_future(ready.wait())}, timeout=10.0,
+                       return_when=asyncio.FIRST_COMPLETED)
+    if ready.is_set():
+        phase.expect("subscribed to the users' channels", True, f"user:* on {redacted_url(url)}")
+    else:
+        why = f"{type(tap.exception()).__name__}: {tap.exception()}" if tap.done() and tap.exception() else \
+            "no answer within 10 s"
+        phase.expect("subscribed to the users' channels", False, f"cannot subscribe on {redacted_url(url)}: {why}")
+    try:
+        yield
+    finally:
+        await cancel_and_wait((tap,))
+    if ready.is_set():
+        users = sorted(seen.by_user)
+        phase.expect("the sessions' messages went through Redis", bool(seen.by_user),
+                     f"{sum(seen.by_user.values())} messages on the channels of users {users}" if users else
+                     "nothing was published on any user's channel while sessions ran", spec="3. Redis")
 
 
 async def _guarded(phase: Phase, running: Coroutine[Any, Any, Phase]) -> Phase:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from ._run_cmd import check_out
 from .twin.scenario import ScenarioError, load_scenario
+from .twin.services.redis_server import redacted_url
 
 __all__ = ["add_check_parser"]
 
@@ -38,6 +39,9 @@ def add_check_parser(commands: Any) -> None:
                "(default: the twin's). Exit codes: 0 conform, 1 a case not met or a violation, 2 bad input.")
     parser.add_argument("--backend", required=True, metavar="URL", help="the backend's base URL (http://...)")
     parser.add_argument("--gateway", required=True, metavar="URL", help="the gateway's URL (ws://...)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="the Redis the backend publishes to: tapped during the WebSocket phase, every message "
+                             "validated and matched to the pushes (redis://...; a password in it is never printed)")
     parser.add_argument("--network", default="smoke", metavar="SCENARIO",
                         help="the scenario whose stations and users the target was seeded with (default: smoke)")
     parser.add_argument("--out", type=Path, default=Path("out/check"), help="output folder (default: out/check)")
@@ -70,6 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         backend = _url(args.backend, ("http", "https"), "--backend")
         gateway = _url(args.gateway, ("ws", "wss"), "--gateway")
+        redis = _url(args.redis, ("redis", "rediss", "unix"), "--redis") if args.redis else None
         scenario = load_scenario(args.network)
         settings = Settings.from_env()
         if args.wait <= 0:
@@ -96,12 +101,13 @@ def _run(args: argparse.Namespace) -> int:
 
     target = CheckTarget(
         backend=backend, gateway=gateway, network=scenario.name, wait_s=args.wait, sign=sign,
-        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time,
+        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis,
         users=[TestUser(known[u].user_id, known[u].email, password) for u in USERS],
         connectors=[(cp.id, n) for s in stations for cp in s.charge_points for n in range(1, cp.connectors + 1)],
         tariffs={s.id: s.tariff_per_kwh for s in stations})
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"chargetwin check: backend {backend}, gateway {gateway}, network {scenario.name}",
+    tapped = f", Redis {redacted_url(redis)}" if redis else ""
+    console.print(f"chargetwin check: backend {backend}, gateway {gateway}{tapped}, network {scenario.name}",
                   markup=False)
     try:
         return asyncio.run(run_check(target, out=args.out, console=console))

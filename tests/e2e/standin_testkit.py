@@ -91,7 +91,7 @@ def standins(folder: Path, *, fault: str | None = None, speed: float = 30) -> It
         started.append(Service("gateway", "--gateway-port", str(ports["gateway"]), "--redis", redis_url.group(1),
                                fault=fault))
         yield {"ports": ports, "services": started, "backend": f"http://127.0.0.1:{ports['backend']}",
-               "gateway": f"ws://127.0.0.1:{ports['gateway']}"}
+               "gateway": f"ws://127.0.0.1:{ports['gateway']}", "redis": redis_url.group(1)}
     finally:
         for service in started:
             service.close()

@@ -16,9 +16,9 @@ from standin_testkit import INTERNAL, SECRET, standin_env, standins
 from chargetwin.cli import main
 
 
-def _check(target: dict[str, Any], out: Path) -> subprocess.CompletedProcess[str]:
+def _check(target: dict[str, Any], out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "chargetwin", "check", "--backend", target["backend"], "--gateway",
-                           target["gateway"], "--out", str(out), "--wait", "30"],
+                           target["gateway"], "--out", str(out), "--wait", "30", *extra],
                           capture_output=True, text=True, env=standin_env(), timeout=180)
 
 
@@ -26,7 +26,7 @@ def _check(target: dict[str, Any], out: Path) -> subprocess.CompletedProcess[str
 def conforming(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("conforming")
     with standins(folder) as target:
-        done = _check(target, folder / "out")
+        done = _check(target, folder / "out", "--redis", target["redis"])
         yield done, folder / "out"
 
 
@@ -36,11 +36,14 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "pass" and results["failed_cases"] == []
     phases = {case["phase"] for case in results["cases"]}
-    assert phases == {"rest", "fuzz", "websocket"}
+    assert phases == {"rest", "fuzz", "websocket", "redis"}
     assert results["metrics"]["fuzz"]["bodies"] >= 40
     assert len(results["cases"]) >= 30
     checked = {c["name"]: c["checked"] for c in results["checks"]}
     assert checked["schema_and_rules"] >= 80 and checked["isolation"] > 0
+    assert checked["consistent_across_hops"] > 0  # the pushes matched to their Redis messages
+    lines = (out / "trace.ndjson").read_text(encoding="utf-8").split("\n")  # not splitlines: \x1c... are in messages
+    assert sum(1 for line in lines if line and json.loads(line)["hop"] == "redis")
     suite = ElementTree.parse(out / "junit.xml").getroot()
     assert suite.get("failures") == "0"
     assert int(suite.get("tests", "0")) == len(results["cases"]) + len(results["checks"])
@@ -81,6 +84,13 @@ def test_a_broken_target_fails_naming_what_broke(fault: str, failed: str, tmp_pa
     assert done.returncode == 1, done.stdout + done.stderr
     assert failed in done.stdout, done.stdout
     assert "check: FAIL" in done.stdout
+
+
+def test_a_redis_that_does_not_answer_fails_the_redis_phase(tmp_path: Path) -> None:
+    with standins(tmp_path) as target:
+        done = _check(target, tmp_path / "out", "--redis", "redis://127.0.0.1:9/0", "--max-examples", "1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL subscribed to the users' channels: cannot subscribe on redis://127.0.0.1:9/0" in done.stdout
 
 
 @pytest.mark.parametrize(("args", "says"), [
