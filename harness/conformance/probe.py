@@ -128,11 +128,12 @@ class Probe:
         return round(time.monotonic() - self._t0, 4)
 
     def emit(self, hop: str, channel: str, direction: str, message: Any, *, status: int | None = None,
-             user_id: int | None = None, socket_id: int | None = None, request_id: str | None = None) -> None:
+             user_id: int | None = None, socket_id: int | None = None, request_id: str | None = None,
+             charger_id: str | None = None) -> None:
         t = self.now()
         self.pipeline.emit(TraceRecord(hop=hop, channel=channel, direction=direction, message=message, t_sim=t,
                                        t_wall=t, status=status, user_id=user_id, socket_id=socket_id,
-                                       request_id=request_id, line=next(self._lines),
+                                       request_id=request_id, charger_id=charger_id, line=next(self._lines),
                                        **correlation_ids(message)))
 
     # --- REST -------------------------------------------------------------------------------------

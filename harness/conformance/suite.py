@@ -39,6 +39,7 @@ from ..trace import TraceRecord, TraceWriter
 from ..truth import RUN, TWIN_END
 from ..versions import versions
 from .fuzz import FuzzFigures, fuzz_phase, fuzz_summary
+from .ocpp import ocpp_attached
 from .phases import Case, Phase, TestUser, Tokens, rest_phase, websocket_phase
 from .probe import Probe
 
@@ -59,7 +60,10 @@ class CheckTarget:
     lifetime_s)`` makes a token with the target's secret, for the expired
     and wrongly signed tokens. ``wait_s``: how long a push may take.
     ``redis``: the Redis the backend publishes to, tapped during the
-    WebSocket phase (the Redis phase), or None.
+    WebSocket phase (the Redis phase), or None. ``ocpp``: the target's
+    central system, to which the network's charge points (of ``scenario``)
+    connect for the whole check, their simulated time at ``ocpp_speed``
+    (the OCPP phase), or None.
     """
 
     backend: str
@@ -73,6 +77,9 @@ class CheckTarget:
     max_examples: int = 25
     fuzz_seconds: float = 60.0
     redis: str | None = None
+    ocpp: str | None = None
+    ocpp_speed: float = 10.0
+    scenario: Any = None
 
 
 class _TraceAll(Consumer):
@@ -134,19 +141,32 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                 (Phase("websocket", "WebSocket contract"),
                  lambda phase: websocket_phase(probe, websocket, target.connectors, tokens, wait_s=target.wait_s,
                                                phase=phase))]
-        for phase, running in steps:
-            console.print(f"[bold]{phase.title}[/]")
-            if phase.name == "websocket" and target.redis is not None:
-                redis_phase = Phase("redis", "Redis")
-                async with _redis_tapped(probe, target.redis, redis_phase, judge):
-                    phases.append(await _guarded(phase, running(phase)))
+        async with contextlib.AsyncExitStack() as attached:
+            ocpp_phase = Phase("ocpp", "OCPP 1.6J")
+            if target.ocpp is not None:
+                console.print(f"[bold]{ocpp_phase.title}[/]: the network's charge points connect to "
+                              f"{escape(target.ocpp)}")
+                await attached.enter_async_context(ocpp_attached(probe, target.ocpp, target.scenario, ocpp_phase,
+                                                                 speed=target.ocpp_speed))
+                for case in ocpp_phase.cases:
+                    _print_case(console, case)
+            for phase, running in steps:
+                console.print(f"[bold]{phase.title}[/]")
+                if phase.name == "websocket" and target.redis is not None:
+                    redis_phase = Phase("redis", "Redis")
+                    async with _redis_tapped(probe, target.redis, redis_phase, judge):
+                        phases.append(await _guarded(phase, running(phase)))
+                    _print_phase(console, phase)
+                    console.print(f"[bold]{redis_phase.title}[/]")
+                    phases.append(redis_phase)
+                    _print_phase(console, redis_phase)
+                    continue
+                phases.append(await _guarded(phase, running(phase)))
                 _print_phase(console, phase)
-                console.print(f"[bold]{redis_phase.title}[/]")
-                phases.append(redis_phase)
-                _print_phase(console, redis_phase)
-                continue
-            phases.append(await _guarded(phase, running(phase)))
-            _print_phase(console, phase)
+        if target.ocpp is not None:
+            console.print(f"[bold]{ocpp_phase.title}[/]")
+            phases.append(ocpp_phase)
+            _print_phase(console, ocpp_phase)
     finally:
         await probe.aclose()
     judge.pipeline.end()

@@ -42,6 +42,13 @@ def add_check_parser(commands: Any) -> None:
     parser.add_argument("--redis", metavar="URL",
                         help="the Redis the backend publishes to: tapped during the WebSocket phase, every message "
                              "validated and matched to the pushes (redis://...; a password in it is never printed)")
+    parser.add_argument("--ocpp", metavar="URL",
+                        help="the target's OCPP 1.6J central system (ws://host:port/path): the network's charge "
+                             "points connect to URL/{charge_point_id} for the whole check and carry its sessions; "
+                             "none of the target's own charge points may use their ids meanwhile")
+    parser.add_argument("--ocpp-speed", type=float, default=10.0, metavar="X",
+                        help="simulated seconds per wall second of those charge points (default 10: a meter value "
+                             "every 6 s)")
     parser.add_argument("--network", default="smoke", metavar="SCENARIO",
                         help="the scenario whose stations and users the target was seeded with (default: smoke)")
     parser.add_argument("--out", type=Path, default=Path("out/check"), help="output folder (default: out/check)")
@@ -75,6 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         backend = _url(args.backend, ("http", "https"), "--backend")
         gateway = _url(args.gateway, ("ws", "wss"), "--gateway")
         redis = _url(args.redis, ("redis", "rediss", "unix"), "--redis") if args.redis else None
+        ocpp = _url(args.ocpp, ("ws", "wss"), "--ocpp") if args.ocpp else None
+        if args.ocpp_speed <= 0:
+            raise ValueError("--ocpp-speed must be above 0")
         scenario = load_scenario(args.network)
         settings = Settings.from_env()
         if args.wait <= 0:
@@ -101,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
 
     target = CheckTarget(
         backend=backend, gateway=gateway, network=scenario.name, wait_s=args.wait, sign=sign,
-        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis,
+        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis, ocpp=ocpp,
+        ocpp_speed=args.ocpp_speed, scenario=scenario,
         users=[TestUser(known[u].user_id, known[u].email, password) for u in USERS],
         connectors=[(cp.id, n) for s in stations for cp in s.charge_points for n in range(1, cp.connectors + 1)],
         tariffs={s.id: s.tariff_per_kwh for s in stations})

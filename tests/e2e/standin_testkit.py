@@ -76,8 +76,12 @@ class Service:
 
 
 @contextmanager
-def standins(folder: Path, *, fault: str | None = None, speed: float = 30) -> Iterator[dict[str, Any]]:
-    """``chargetwin backend``, ``cms`` and ``gateway`` on free ports: their ports, processes and URLs."""
+def standins(folder: Path, *, fault: str | None = None, speed: float = 30,
+             charge_points: str = "simulated") -> Iterator[dict[str, Any]]:
+    """``chargetwin backend``, ``cms`` and ``gateway`` on free ports: their ports, processes and URLs.
+
+    ``charge_points="none"``: the CMS without its own (the test brings them, as ``check --ocpp`` does).
+    """
     ports = {name: free_port() for name in ("backend", "cms", "ocpp", "gateway")}
     backend = Service("backend", "--backend-port", str(ports["backend"]), "--cms-url",
                       f"http://127.0.0.1:{ports['cms']}", "--database", str(folder / "backend.sqlite3"), fault=fault)
@@ -87,11 +91,12 @@ def standins(folder: Path, *, fault: str | None = None, speed: float = 30) -> It
         assert redis_url, backend.banner
         started.append(Service("cms", "--cms-port", str(ports["cms"]), "--ocpp-port", str(ports["ocpp"]),
                                "--backend-url", f"http://127.0.0.1:{ports['backend']}", "--speed", str(speed),
-                               fault=fault))
+                               "--charge-points", charge_points, fault=fault))
         started.append(Service("gateway", "--gateway-port", str(ports["gateway"]), "--redis", redis_url.group(1),
                                fault=fault))
         yield {"ports": ports, "services": started, "backend": f"http://127.0.0.1:{ports['backend']}",
-               "gateway": f"ws://127.0.0.1:{ports['gateway']}", "redis": redis_url.group(1)}
+               "gateway": f"ws://127.0.0.1:{ports['gateway']}", "redis": redis_url.group(1),
+               "ocpp": f"ws://127.0.0.1:{ports['ocpp']}"}
     finally:
         for service in started:
             service.close()

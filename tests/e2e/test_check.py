@@ -25,8 +25,8 @@ def _check(target: dict[str, Any], out: Path, *extra: str) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def conforming(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("conforming")
-    with standins(folder) as target:
-        done = _check(target, folder / "out", "--redis", target["redis"])
+    with standins(folder, charge_points="none") as target:  # check --ocpp brings the charge points
+        done = _check(target, folder / "out", "--redis", target["redis"], "--ocpp", target["ocpp"])
         yield done, folder / "out"
 
 
@@ -36,7 +36,7 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "pass" and results["failed_cases"] == []
     phases = {case["phase"] for case in results["cases"]}
-    assert phases == {"rest", "fuzz", "websocket", "redis"}
+    assert phases == {"ocpp", "rest", "fuzz", "websocket", "redis"}
     assert results["metrics"]["fuzz"]["bodies"] >= 40
     assert len(results["cases"]) >= 30
     checked = {c["name"]: c["checked"] for c in results["checks"]}
@@ -49,6 +49,9 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     assert int(suite.get("tests", "0")) == len(results["cases"]) + len(results["checks"])
     assert "a server error" not in done.stdout
     assert "REST contract: 18 of 18 cases met" in done.stdout
+    assert "OCPP 1.6J: 4 of 4 cases met" in done.stdout
+    frames = [r for r in results["cases"] if r["phase"] == "ocpp" and r["name"].startswith("every frame")]
+    assert frames and frames[0]["passed"] and "RemoteStartTransaction" in frames[0]["message"]
     assert re.search(r"check: PASS: (\d+) of \1 cases met, 0 violations", done.stdout)
 
 
@@ -77,10 +80,12 @@ def test_no_secret_reaches_the_output_the_trace_or_the_results(conforming: Any) 
     ("no_connected", "connected first (user 3): expected connected first; got"),
     ("wrong_user", "violation isolation:"),
     ("server_error", "FAIL POST /api/charging/start, positive bodies: body {"),
+    ("malformed_ocpp", "FAIL every frame conforms to the OCPP 1.6J schema of its action: "),
 ])
 def test_a_broken_target_fails_naming_what_broke(fault: str, failed: str, tmp_path: Path) -> None:
-    with standins(tmp_path, fault=fault) as target:
-        done = _check(target, tmp_path / "out")
+    ocpp = fault == "malformed_ocpp"
+    with standins(tmp_path, fault=fault, charge_points="none" if ocpp else "simulated") as target:
+        done = _check(target, tmp_path / "out", *(["--ocpp", target["ocpp"], "--wait", "10"] if ocpp else []))
     assert done.returncode == 1, done.stdout + done.stderr
     assert failed in done.stdout, done.stdout
     assert "check: FAIL" in done.stdout

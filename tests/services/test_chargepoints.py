@@ -291,3 +291,72 @@ def test_the_fleet_keeps_trying_until_a_cms_appears() -> None:
         finally:
             await closing(fleet.stop, cms.stop, receiver.stop)
     run(main())
+
+
+def test_the_charge_point_answers_every_call_a_central_system_may_send() -> None:
+    from ocpp.v16 import call as calls
+
+    from chargetwin.harness.conformance.ocpp import OcppPayloads
+    from chargetwin.harness.trace import TraceRecord
+    from chargetwin.twin.services.cms.exceptions import CommandRejectedError
+
+    async def main() -> None:
+        async with twin() as t:
+            link = t.cms.ocpp
+
+            async def ask(payload: Any) -> Any:
+                return await link.call("CP001", payload)
+
+            got = await ask(calls.GetConfiguration(key=["HeartbeatInterval", "NoSuchKey"]))
+            assert got.configuration_key == [{"key": "HeartbeatInterval", "readonly": False, "value": str(HEARTBEAT)}]
+            assert got.unknown_key == ["NoSuchKey"]
+            every = await ask(calls.GetConfiguration())
+            assert {k["key"] for k in every.configuration_key} >= {"HeartbeatInterval", "NumberOfConnectors"}
+            assert (await ask(calls.ChangeConfiguration(key="MeterValueSampleInterval", value="30"))).status == \
+                "Accepted"
+            again = await ask(calls.GetConfiguration(key=["MeterValueSampleInterval"]))
+            assert again.configuration_key[0]["value"] == "30"
+            assert (await ask(calls.ChangeConfiguration(key="NumberOfConnectors", value="9"))).status == "Rejected"
+            assert (await ask(calls.ChangeConfiguration(key="Nope", value="1"))).status == "NotSupported"
+            statuses = len(t.statuses("CP001", 1))
+            assert (await ask(calls.TriggerMessage(requested_message="StatusNotification", connector_id=1))
+                    ).status == "Accepted"
+            await eventually(lambda: len(t.statuses("CP001", 1)) > statuses, what="the triggered status")
+            assert (await ask(calls.TriggerMessage(requested_message="DiagnosticsStatusNotification"))).status == \
+                "NotImplemented"
+            assert (await ask(calls.UnlockConnector(connector_id=1))).status == "Unlocked"
+            assert (await ask(calls.UnlockConnector(connector_id=7))).status == "NotSupported"
+            assert (await ask(calls.ClearCache())).status == "Accepted"
+            boots = t.fleet.charge_points["CP001"].boots
+            assert (await ask(calls.Reset(type="Soft"))).status == "Accepted"
+            await eventually(lambda: t.fleet.charge_points["CP001"].boots > boots, what="a boot after the reset")
+            await eventually(lambda: "CP001" in link.links, what="the charge point back")
+            try:
+                await ask(calls.GetLocalListVersion())
+            except CommandRejectedError as error:
+                assert "NotImplemented" in str(error)
+            else:
+                raise AssertionError("an action without a handler must get a CALLERROR")
+            payloads = OcppPayloads()
+            for cp, direction, frame in t.frames:  # the CMS's view: what it sent, the charge point received
+                payloads.on_record(TraceRecord(hop="ocpp", channel=f"ocpp:{cp}", t_sim=0, t_wall=0, message=frame,
+                                               direction="receive" if direction == "send" else "send"))
+            assert payloads.invalid == [] and payloads.frames > 20
+            assert payloads.errors["NotImplemented"] == 1
+    run(main())
+
+
+def test_a_frame_that_breaks_its_action_schema_is_named() -> None:
+    from chargetwin.harness.conformance.ocpp import OcppPayloads
+    from chargetwin.harness.trace import TraceRecord
+
+    payloads = OcppPayloads()
+    for direction, frame in (("send", [2, "a", "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                                                    "timestamp": "2026-01-01T00:00:00Z"}]),
+                             ("receive", [3, "a", {"transactionId": "7", "idTagInfo": {"status": "Accepted"}}]),
+                             ("receive", [3, "zzz", {}])):
+        payloads.on_record(TraceRecord(hop="ocpp", channel="ocpp:CP1", direction=direction, message=frame, t_sim=0,
+                                       t_wall=0))
+    assert payloads.invalid_count == 2
+    assert "StartTransactionResponse" in payloads.invalid[0] and "integer" in payloads.invalid[0]
+    assert "a CALLRESULT to no CALL seen" in payloads.invalid[1]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import ocpp.routing
 
-__all__ = ["SUBPROTOCOL", "OcppChargePoint", "on"]
+__all__ = ["SUBPROTOCOL", "OcppChargePoint", "after", "on"]
 
 SUBPROTOCOL = "ocpp1.6"
 """The WebSocket subprotocol of OCPP 1.6J (OCPP-J 1.6, section 3.1.2)."""
@@ -23,6 +23,11 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 def on(action: str) -> Callable[[_Handler], _Handler]:
     """``ocpp.routing.on``: mark a method as the handler of ``action`` (an ``ocpp.v16.enums.Action``)."""
     return cast(Callable[[_Handler], _Handler], ocpp.routing.on(action))
+
+
+def after(action: str) -> Callable[[_Handler], _Handler]:
+    """``ocpp.routing.after``: mark a method to run once ``action`` has been answered."""
+    return cast(Callable[[_Handler], _Handler], ocpp.routing.after(action))
 
 
 if TYPE_CHECKING:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -49,7 +49,7 @@ from websockets.typing import Subprotocol
 from ..clock import Clock
 from ..model import events as ev
 from ..model.exceptions import UnknownTargetError
-from ._ocpp import SUBPROTOCOL, OcppChargePoint, on
+from ._ocpp import SUBPROTOCOL, OcppChargePoint, after, on
 from ._tasks import cancel_and_wait
 from .settings import Settings
 from .timestamps import format_timestamp
@@ -90,19 +90,32 @@ def sampled_values(sample: ev.MeterSample) -> list[dict[str, str]]:
     return values
 
 
+_TRIGGERED = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
+"""What a TriggerMessage may ask for and get (the others are NotImplemented)."""
+
+OcppTap = Callable[[str, str, str], None]
+"""``(charge_point_id, direction, frame)``: a frame the charge point sent (``send``) or received (``receive``)."""
+
+
 class _Client(OcppChargePoint):
     """One connection of a :class:`SimulatedChargePoint` to the central system."""
 
     def __init__(self, owner: SimulatedChargePoint, websocket: ClientConnection, response_timeout: float) -> None:
         super().__init__(owner.id, websocket, response_timeout=response_timeout)
         self._owner = owner
+        self._websocket = websocket
 
     async def route_message(self, raw_msg: str) -> None:
+        self._owner.tapped("receive", raw_msg)
         self._owner.hold()
         try:
             await super().route_message(raw_msg)
         finally:
             self._owner.release()
+
+    async def _send(self, message: str) -> None:
+        self._owner.tapped("send", message)
+        await super()._send(message)
 
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
@@ -117,6 +130,55 @@ class _Client(OcppChargePoint):
     def on_change_availability(self, connector_id: int, type: str, **_: Any) -> call_result.ChangeAvailability:
         return call_result.ChangeAvailability(status=self._owner.change_availability(connector_id, type))
 
+    # The other calls a central system may send (OCPP 1.6 section 5). Any call without a handler
+    # here gets the ocpp package's CALLERROR NotImplemented.
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> call_result.GetConfiguration:
+        known = self._owner.configuration
+        wanted = key or list(known)
+        found = [{"key": k, "readonly": known[k][0], "value": known[k][1]} for k in wanted if k in known]
+        unknown = [k for k in wanted if k not in known]
+        return call_result.GetConfiguration(configuration_key=found or None, unknown_key=unknown or None)
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str, **_: Any) -> call_result.ChangeConfiguration:
+        known = self._owner.configuration
+        if key not in known:
+            return call_result.ChangeConfiguration(status="NotSupported")
+        if known[key][0]:
+            return call_result.ChangeConfiguration(status="Rejected")
+        known[key] = (False, value)
+        return call_result.ChangeConfiguration(status="Accepted")
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, connector_id: int | None = None,
+                           **_: Any) -> call_result.TriggerMessage:
+        accepted = requested_message in _TRIGGERED
+        return call_result.TriggerMessage(status="Accepted" if accepted else "NotImplemented")
+
+    @after(Action.trigger_message)
+    def after_trigger_message(self, requested_message: str, connector_id: int | None = None, **_: Any) -> None:
+        if requested_message in _TRIGGERED:
+            self._owner.spawn(self._owner.send_triggered(self, requested_message, connector_id))
+
+    @on(Action.reset)
+    def on_reset(self, type: str, **_: Any) -> call_result.Reset:
+        return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    def after_reset(self, type: str, **_: Any) -> None:
+        self._owner.spawn(self._websocket.close(1000, f"{type} reset"))  # it reconnects and boots again
+
+    @on(Action.unlock_connector)
+    def on_unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
+        exists = any(c.id == connector_id for c in self._owner.connectors)
+        return call_result.UnlockConnector(status="Unlocked" if exists else "NotSupported")
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        return call_result.ClearCache(status="Accepted")
+
 
 class SimulatedChargePoint:
     """The OCPP side of one charge point of ``world``, connecting to ``url``.
@@ -128,8 +190,10 @@ class SimulatedChargePoint:
 
     def __init__(self, world: World, charge_point_id: str, *, url: str, clock: Clock, call_timeout: float,
                  vendor: str = "chargetwin", model: str = "simulated", reconnect_initial: float = 0.1,
-                 reconnect_max: float = 5.0) -> None:
+                 reconnect_max: float = 5.0, tap: OcppTap | None = None) -> None:
         self.id = charge_point_id
+        self._tap = tap
+        self._spawned: set[asyncio.Task[Any]] = set()
         self.url = url
         self._world = world
         self._charge_point = world.charge_point(charge_point_id)
@@ -148,6 +212,48 @@ class SimulatedChargePoint:
         self.ready = asyncio.Event()
         self.boots = 0
         self.heartbeat_interval: int | None = None
+        # The configuration keys (OCPP 1.6 section 9.1) a central system may read: key -> (read-only, value).
+        # A change is remembered and read back; it changes nothing in the model.
+        self.configuration: dict[str, tuple[bool, str]] = {
+            "HeartbeatInterval": (False, "0"),
+            "MeterValueSampleInterval": (False, "60"),
+            "NumberOfConnectors": (True, str(len(self._charge_point.connectors))),
+            "ConnectionTimeOut": (False, "60"),
+            "AuthorizeRemoteTxRequests": (False, "false"),
+            "MeterValuesSampledData": (False, "Energy.Active.Import.Register,Power.Active.Import,SoC"),
+        }
+
+    # --- what the central system may ask ----------------------------------------------
+
+    @property
+    def connectors(self) -> list[Any]:
+        return list(self._charge_point.connectors)
+
+    def tapped(self, direction: str, frame: str) -> None:
+        if self._tap is not None:
+            self._tap(self.id, direction, frame)
+
+    def spawn(self, coroutine: Any) -> None:
+        """Run ``coroutine`` beside the connection (an after-hook's work), kept until done."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    async def send_triggered(self, client: _Client, message: str, connector_id: int | None) -> None:
+        """Send what a TriggerMessage asked for."""
+        try:
+            if message == "BootNotification":
+                await self._boot_notification(client)
+            elif message == "Heartbeat":
+                await client.call(call.Heartbeat(), suppress=False)
+            else:
+                timestamp = self._stamp(self._world.env.now)
+                for connector, status, error_code in self._statuses():
+                    if connector_id is None or connector == connector_id:
+                        await client.call(call.StatusNotification(connector_id=connector, error_code=error_code,
+                                                                  status=status, timestamp=timestamp), suppress=False)
+        except (OCPPError, WebSocketException, TimeoutError) as error:
+            _LOG.warning("%s: the triggered %s was not delivered: %s", self.id, message, error)
 
     # --- the model side --------------------------------------------------------------
 
@@ -261,6 +367,7 @@ class SimulatedChargePoint:
             if answer.status == "Accepted":
                 self.boots += 1
                 self.heartbeat_interval = int(answer.interval)
+                self.configuration["HeartbeatInterval"] = (False, str(self.heartbeat_interval))
                 return self.heartbeat_interval
             await asyncio.sleep(answer.interval or 10)
 
@@ -372,20 +479,22 @@ class ChargePointFleet:
     between then and :meth:`start`. Call order: make it, ``await start()``,
     optionally ``await wait_ready()``, ``await stop()``. ``ocpp_url``
     overrides ``settings.ocpp_url`` (an external CMS); ``call_timeout``
-    defaults to ``settings.cms_timeout_s``.
+    defaults to ``settings.cms_timeout_s``. ``tap`` is told every frame each
+    charge point sends and receives.
     """
 
     def __init__(self, world: World, settings: Settings, clock: Clock, *, ocpp_url: str | None = None,
                  call_timeout: float | None = None, vendor: str = "chargetwin", model: str = "simulated",
                  reconnect_initial: float = 0.1, reconnect_max: float = 5.0,
-                 charge_point_ids: Iterable[str] | None = None) -> None:
+                 charge_point_ids: Iterable[str] | None = None, tap: OcppTap | None = None) -> None:
         base = (ocpp_url or settings.ocpp_url).rstrip("/")
         ids = list(world.charge_points) if charge_point_ids is None else list(charge_point_ids)
         self.charge_points = {
             cp_id: SimulatedChargePoint(
                 world, cp_id, url=f"{base}/{quote(cp_id, safe='')}", clock=clock,
                 call_timeout=settings.cms_timeout_s if call_timeout is None else call_timeout,
-                vendor=vendor, model=model, reconnect_initial=reconnect_initial, reconnect_max=reconnect_max)
+                vendor=vendor, model=model, reconnect_initial=reconnect_initial, reconnect_max=reconnect_max,
+                tap=tap)
             for cp_id in ids
         }
         self._tasks: list[asyncio.Task[None]] = []

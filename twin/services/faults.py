@@ -25,20 +25,23 @@ wrong_close_code       gateway: a refused token closed with 4001              ch
 no_connected           gateway: no ``connected`` on connect                   check: WebSocket contract
 server_error           backend: HTTP 500 for a start on a connector id of 10  check: fuzzing
                        or more (a body the schema allows)
+malformed_ocpp         CMS: StartTransaction answered with a transactionId    check: OCPP
+                       that is a string
 =====================  ====================================================  ======================
 
 The first seven break what a run's checks judge (:data:`RUN_FAULTS`); the
-last four what ``chargetwin check`` asks of a target (:data:`CHECK_FAULTS`).
+last five what ``chargetwin check`` asks of a target (:data:`CHECK_FAULTS`).
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["BACKEND_FAULTS", "CHECK_FAULTS", "FAULTS", "GATEWAY_FAULTS", "REST_FAULTS", "RUN_FAULTS", "BackendFault",
-           "GatewayFault", "check_fault", "server_error"]
+           "GatewayFault", "check_fault", "malformed_ocpp", "server_error"]
 
 BACKEND_FAULTS = ("wrong_display", "missing_field", "wrong_user", "late_session_started", "meter_backwards")
 """The backend's faults in what it publishes (:class:`BackendFault`)."""
@@ -46,7 +49,7 @@ REST_FAULTS = ("bare_error", "server_error")
 """The backend's faults in how it answers REST calls."""
 GATEWAY_FAULTS = ("dropped_message", "stale_active_session", "wrong_close_code", "no_connected")
 RUN_FAULTS = (*BACKEND_FAULTS, "dropped_message", "stale_active_session")
-CHECK_FAULTS = ("bare_error", "wrong_close_code", "no_connected", "server_error")
+CHECK_FAULTS = ("bare_error", "wrong_close_code", "no_connected", "server_error", "malformed_ocpp")
 FAULTS = RUN_FAULTS + CHECK_FAULTS
 
 Delivery = tuple[str, dict[str, Any]]
@@ -117,6 +120,13 @@ class BackendFault:
             data["meter_value"] = max(0, data["meter_value"] - 100)
             data["energy_consumed"] = data["energy_delivered"] = round(data["meter_value"] / 1000, 3)
         return [(channel, message)]
+
+
+def malformed_ocpp(frame: str) -> str:
+    """``malformed_ocpp``: a CALLRESULT's ``transactionId`` number sent as a string (OCPP 1.6 wants an integer)."""
+    if frame.startswith("[3,") and '"transactionId":' in frame:
+        return re.sub(r'"transactionId": ?(-?\d+)', r'"transactionId": "\1"', frame)
+    return frame
 
 
 def server_error(body: Any) -> None:

@@ -30,6 +30,8 @@ from websockets.typing import Subprotocol
 
 from ...clock import Clock
 from .._ocpp import SUBPROTOCOL, OcppChargePoint, on
+from .._tasks import cancel_and_wait
+from ..faults import malformed_ocpp
 from ..timestamps import format_timestamp
 from .central import CentralSystem, Event
 from .exceptions import ChargePointOfflineError, ChargePointTimeoutError, CommandRejectedError
@@ -63,6 +65,8 @@ class _Link(OcppChargePoint):
         await super().route_message(raw_msg)
 
     async def _send(self, message: str) -> None:
+        if self._server.fault == "malformed_ocpp":  # tests only (faults.py)
+            message = malformed_ocpp(message)
         self._server.tap_frame(self.id, "send", message)
         await super()._send(message)
 
@@ -73,9 +77,7 @@ class _Link(OcppChargePoint):
         try:
             await asyncio.wait((answer, closed), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (answer, closed):
-                task.cancel()
-            await asyncio.gather(answer, closed, return_exceptions=True)
+            await cancel_and_wait((answer, closed))
         action = type(payload).__name__
         if not answer.cancelled():
             error = answer.exception()
@@ -149,8 +151,10 @@ class OcppServer:
     """
 
     def __init__(self, central: CentralSystem, *, submit: Callable[[Event], None], clock: Clock,
-                 heartbeat_interval: int, call_timeout: float, tap: OcppTap | None = None) -> None:
+                 heartbeat_interval: int, call_timeout: float, tap: OcppTap | None = None,
+                 fault: str | None = None) -> None:
         self.central = central
+        self.fault = fault
         self.clock = clock
         self.heartbeat_interval = heartbeat_interval
         self.call_timeout = call_timeout

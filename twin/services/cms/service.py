@@ -65,7 +65,7 @@ class Cms:
                                       transport=self._transport)
         self.ocpp = OcppServer(self.central, submit=self._submit, clock=self.clock,
                                heartbeat_interval=self._heartbeat_interval, call_timeout=settings.cms_timeout_s,
-                               tap=self._tap)
+                               tap=self._tap, fault=settings.inject_fault)
         try:
             try:
                 await self.ocpp.start(settings.host, settings.ocpp_port)
