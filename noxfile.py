@@ -58,3 +58,26 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_fanout.py")
     session.run("python", "benchmarks/bench_http.py")
     session.run("python", "benchmarks/bench_memory.py")
+
+
+@nox.session(python=PYTHON)
+def contracts(session: nox.Session) -> None:
+    """``chargetwin check``: ``nox -s contracts -- --backend URL --gateway URL [--redis URL] [--ocpp URL] ...``.
+
+    Without ``--backend``, against the reference services, each started as
+    its own process (backend, CMS without charge points, gateway), with
+    every phase; the other arguments go to ``check`` either way. Results
+    and JUnit in ``out/check`` unless ``--out`` says otherwise.
+    """
+    session.install(".")
+    if "--backend" in session.posargs:
+        session.run("chargetwin", "check", *session.posargs)
+    else:
+        session.run("python", "-m", "chargetwin.harness.conformance.reference", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def scenario(session: nox.Session) -> None:
+    """``chargetwin run``: ``nox -s scenario -- SCENARIO [run options]`` (default: the smoke scenario)."""
+    session.install(".")
+    session.run("chargetwin", "run", *(session.posargs or ["smoke"]))
