@@ -58,10 +58,16 @@ class ThresholdLike(Protocol):
 
 
 class CaseLike(ThresholdLike, Protocol):
-    """One expectation of ``chargetwin check`` (:class:`chargetwin.harness.conformance.phases.Case`)."""
+    """One expectation of ``chargetwin check`` (:class:`chargetwin.harness.conformance.phases.Case`).
+
+    ``warning``: not passed, but only a ruling asks for it: listed, not failing.
+    """
 
     @property
     def phase(self) -> str: ...
+
+    @property
+    def warning(self) -> bool: ...
 
 
 def _plain(value: Any) -> Any:
@@ -87,7 +93,7 @@ def results_document(checks: Sequence[CheckLike], *, scenario: Mapping[str, Any]
     """
     failed = [c.name for c in checks if c.violation_count]
     failed_thresholds = [t.message for t in thresholds if not t.passed]
-    failed_cases = [f"{c.phase}: {c.name}" for c in cases if not c.passed]
+    failed_cases = [f"{c.phase}: {c.name}" for c in cases if not c.passed and not c.warning]
     described = descriptions or {}
     verdict = "fail" if failed or failed_thresholds or failed_cases else "pass"
     document = {
@@ -133,7 +139,7 @@ def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[T
     """JUnit XML: a test case per check (failed when it found violations), per threshold and per case (failed
     when broken); a case's class is its phase (``chargetwin.check.rest``)."""
     failures = (sum(1 for c in checks if c.violation_count) + sum(1 for t in thresholds if not t.passed)
-                + sum(1 for c in cases if not c.passed))
+                + sum(1 for c in cases if not c.passed and not c.warning))
     tests_count = len(checks) + len(thresholds) + len(cases)
     root = ElementTree.Element("testsuites", tests=str(tests_count), failures=str(failures))
     tests = ElementTree.SubElement(root, "testsuite", name=suite, tests=str(tests_count),
@@ -156,9 +162,10 @@ def junit_xml(checks: Sequence[CheckLike], *, suite: str, thresholds: Sequence[T
     for expectation in cases:
         case = ElementTree.SubElement(tests, "testcase", classname=f"{suite}.{expectation.phase}",
                                       name=expectation.name)
-        if not expectation.passed:
+        if not expectation.passed and not expectation.warning:
             ElementTree.SubElement(case, "failure", type="ContractViolation", message=expectation.message)
-        ElementTree.SubElement(case, "system-out").text = expectation.message
+        said = f"warning: {expectation.message}" if expectation.warning else expectation.message
+        ElementTree.SubElement(case, "system-out").text = said
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 

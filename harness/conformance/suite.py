@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from websockets.exceptions import WebSocketException
 from ...twin.services._tasks import cancel_and_wait
 from ...twin.services.redis_server import redacted_url
 from ..checks import CHECKS, InvariantViolation
+from ..checks._base import CheckResult
 from ..http_tap import parse_body
 from ..judge import Judge, RunEnd, RunHeader
 from ..pipeline import Consumer, Found
@@ -38,6 +39,7 @@ from ..results import results_document, write_results
 from ..trace import TraceRecord, TraceWriter
 from ..truth import RUN, TWIN_END
 from ..versions import versions
+from ..warnings import RULING_ONLY_RULES, SeedWarnings
 from .fuzz import FuzzFigures, fuzz_phase, fuzz_summary
 from .ocpp import ocpp_attached
 from .phases import Case, Phase, TestUser, Tokens, rest_phase, websocket_phase
@@ -63,7 +65,7 @@ class CheckTarget:
     WebSocket phase (the Redis phase), or None. ``ocpp``: the target's
     central system, to which the network's charge points (of ``scenario``)
     connect for the whole check, their simulated time at ``ocpp_speed``
-    (the OCPP phase), or None.
+    (the OCPP phase), or None. ``strict``: warnings fail the check.
     """
 
     backend: str
@@ -77,6 +79,7 @@ class CheckTarget:
     max_examples: int = 25
     fuzz_seconds: float = 60.0
     redis: str | None = None
+    strict: bool = False
     ocpp: str | None = None
     ocpp_speed: float = 10.0
     scenario: Any = None
@@ -105,17 +108,19 @@ class _TraceAll(Consumer):
 
 
 class _Printer(Consumer):
-    """The first violations of each rule, printed as they are found."""
+    """The first violations of each rule, printed as they are found (a ruling-only rule's as a warning)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, strict: bool) -> None:
         self.console = console
+        self.strict = strict
         self.per_rule: dict[str, int] = {}
 
     def on_violation(self, violation: InvariantViolation) -> None:
         rule = violation.rule or violation.check
         self.per_rule[rule] = self.per_rule.get(rule, 0) + 1
         if self.per_rule[rule] <= PER_RULE:
-            self.console.print(f"  [red]violation[/] {escape(violation.check)}: {escape(violation.message)}")
+            kind = "[yellow]warning[/]" if rule in RULING_ONLY_RULES and not self.strict else "[red]violation[/]"
+            self.console.print(f"  {kind} {escape(violation.check)}: {escape(violation.message)}")
 
 
 async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
@@ -125,7 +130,9 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                                  "gateway": target.gateway, "start": datetime.now().astimezone().isoformat()},
                        tariffs=target.tariffs or {})
     out.mkdir(parents=True, exist_ok=True)
-    judge = Judge(header, extra=[_Printer(console), _TraceAll(out / "trace.ndjson", header)])
+    warnings = SeedWarnings()
+    judge = Judge(header, extra=[_Printer(console, strict=target.strict), warnings,
+                                 _TraceAll(out / "trace.ndjson", header)])
     probe = Probe(judge.pipeline, backend=target.backend, gateway=target.gateway)
     tokens = Tokens(target.sign)
     phases: list[Phase] = []
@@ -172,14 +179,28 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     judge.pipeline.end()
     cases = [case for phase in phases for case in phase.cases]
     checks = judge.checks.results()
+    if target.strict:
+        cases = [replace(c, warning=False) for c in cases]
+        if warnings.count:
+            counted = ", ".join(f"{rule} {n}" for rule, n in warnings.counts.items())
+            cases.append(Case("warnings", "no warnings (--strict)", False, f"{warnings.count} warnings: {counted}",
+                              spec="DESIGN ruling 9"))
+    else:
+        checks = _demoted(checks, warnings)
+    for case in cases:
+        if case.warning:
+            warnings.add(f"case: {case.name}", case.message, case.spec)
     wall = time.monotonic() - began
     metrics = judge.metrics(RunEnd(wall_seconds=wall))
     metrics["cases"] = len(cases)
     metrics["fuzz"] = fuzz_summary(figures)
     document = results_document(checks, scenario=header.scenario, metrics=metrics, versions=versions(),
                                 descriptions=CHECKS, coverage=judge.coverage.result(), cases=cases)
+    document["warnings"] = warnings.results()
+    document["strict"] = target.strict
     write_results(out, document, checks, cases=cases)
-    failed_cases = [c for c in cases if not c.passed]
+    _print_warnings(console, warnings)
+    failed_cases = [c for c in cases if not c.passed and not c.warning]
     judged = [c for c in checks if c.checked]
     console.print(f"[bold]checks[/] of every message ({judge.pipeline.observations:,} recorded):")
     for check in judged:
@@ -188,7 +209,8 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     verdict = "FAIL" if document["verdict"] == "fail" else "PASS"
     colour = "red" if verdict == "FAIL" else "green"
     console.print(f"[bold {colour}]check: {verdict}[/]: {len(cases) - len(failed_cases)} of {len(cases)} cases "
-                  f"met, {sum(c.violation_count for c in checks):,} violations, {wall:.1f} s")
+                  f"met, {sum(c.violation_count for c in checks):,} violations, {warnings.count:,} warnings"
+                  f"{' (--strict)' if target.strict else ''}, {wall:.1f} s")
     console.print(f"results: {out / 'results.json'}  junit: {out / 'junit.xml'}  trace: {out / 'trace.ndjson'}",
                   markup=False, highlight=False)
     return 1 if verdict == "FAIL" else 0
@@ -246,13 +268,43 @@ async def _guarded(phase: Phase, running: Coroutine[Any, Any, Phase]) -> Phase:
         return phase
 
 
+def _demoted(checks: list[CheckResult], warnings: SeedWarnings) -> list[CheckResult]:
+    """``checks`` without the violations of :data:`RULING_ONLY_RULES`, which become ``warnings``."""
+    kept = []
+    for check in checks:
+        moved = [v for v in check.violations if v.rule in RULING_ONLY_RULES]
+        if not moved:
+            kept.append(check)
+            continue
+        for violation in moved:
+            warnings.add(violation.rule or check.name, violation.message, "DESIGN ruling 5",
+                         violation.records[0] if violation.records else None)
+        rules = {r: n for r, n in (check.rules or {}).items() if r not in RULING_ONLY_RULES}
+        count = check.violation_count - sum(n for r, n in (check.rules or {}).items() if r in RULING_ONLY_RULES)
+        kept.append(replace(check, violations=[v for v in check.violations if v.rule not in RULING_ONLY_RULES],
+                            count=count, rules=rules))
+    return kept
+
+
+def _print_warnings(console: Console, warnings: SeedWarnings) -> None:
+    if not warnings.count:
+        return
+    console.print("[bold]warnings[/]: what a ruling allows or asks for but the seed's examples do not show "
+                  "(--strict makes them fail):")
+    for rule, count in warnings.counts.items():
+        first = warnings.kept[rule][0].message if warnings.kept.get(rule) else ""
+        console.print(f"  [yellow]warning[/] {escape(rule)} ({count}): {escape(first)}")
+
+
 def _print_phase(console: Console, phase: Phase) -> None:
     for case in phase.cases:
         _print_case(console, case)
     met = sum(1 for c in phase.cases if c.passed)
-    console.print(f"  {phase.title}: {met} of {len(phase.cases)} cases met")
+    warned = sum(1 for c in phase.cases if c.warning)
+    console.print(f"  {phase.title}: {met} of {len(phase.cases)} cases met"
+                  + (f", {warned} not met where only a ruling asks (warnings)" if warned else ""))
 
 
 def _print_case(console: Console, case: Case) -> None:
-    mark = "[green]ok[/]  " if case.passed else "[red]FAIL[/]"
+    mark = "[green]ok[/]  " if case.passed else "[yellow]WARN[/]" if case.warning else "[red]FAIL[/]"
     console.print(f"  {mark} {escape(case.name)}: {escape(case.message)}")

@@ -54,6 +54,8 @@ def add_check_parser(commands: Any) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/check"), help="output folder (default: out/check)")
     parser.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                         help="how long a push may take, e.g. the first meter value of a session (default 120)")
+    parser.add_argument("--strict", action="store_true",
+                        help="warnings (what a ruling allows but the seed's examples do not show) fail the check")
     parser.add_argument("--max-examples", type=int, default=25, metavar="N",
                         help="bodies to fuzz per operation and mode, at most (default 25)")
     parser.add_argument("--fuzz-time", type=float, default=60.0, metavar="SECONDS",
@@ -112,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     target = CheckTarget(
         backend=backend, gateway=gateway, network=scenario.name, wait_s=args.wait, sign=sign,
         max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis, ocpp=ocpp,
-        ocpp_speed=args.ocpp_speed, scenario=scenario,
+        ocpp_speed=args.ocpp_speed, scenario=scenario, strict=args.strict,
         users=[TestUser(known[u].user_id, known[u].email, password) for u in USERS],
         connectors=[(cp.id, n) for s in stations for cp in s.charge_points for n in range(1, cp.connectors + 1)],
         tariffs={s.id: s.tariff_per_kwh for s in stations})

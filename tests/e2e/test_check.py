@@ -14,6 +14,7 @@ import pytest
 from standin_testkit import INTERNAL, SECRET, standin_env, standins
 
 from chargetwin.cli import main
+from chargetwin.twin.stack import free_port
 
 
 def _check(target: dict[str, Any], out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -115,3 +116,30 @@ def test_nothing_listening_fails_the_cases_with_a_clear_message(tmp_path: Path) 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "the backend did not answer: ConnectError" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_gateway_written_only_from_the_seed_passes_with_warnings(tmp_path: Path) -> None:
+    """Ruling 4 (an answer to client frames) and ruling 5 (the charger list and the session on connect) are
+    the twin's; a gateway that does only what the seed asks breaks no contract, and is told what differs."""
+    port = free_port()
+    with standins(tmp_path) as target:
+        gateway = subprocess.Popen([sys.executable, str(Path(__file__).parent / "seed_gateway.py"), str(port),
+                                    target["redis"]], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=standin_env())
+        try:
+            assert gateway.stdout is not None and gateway.stdout.readline().strip() == "listening"
+            done = _check({**target, "gateway": f"ws://127.0.0.1:{port}"}, tmp_path / "out", "--redis",
+                          target["redis"])
+            strict = _check({**target, "gateway": f"ws://127.0.0.1:{port}"}, tmp_path / "strict", "--strict")
+        finally:
+            gateway.kill()
+            gateway.communicate()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "WARN a client frame gets type: error: no type: error within 10 s" in done.stdout
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["verdict"] == "pass"
+    rules = results["warnings"]["rules"]
+    assert rules["active_session_update_missing"] >= 2  # the seed does not ask for it on connect
+    assert rules["transaction_id_null"] >= 1  # the reference backend answers a start before the charger does
+    assert "push_on_connect_not_in_seed" not in rules
+    assert strict.returncode == 1 and "(--strict)" in strict.stdout
