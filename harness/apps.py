@@ -17,9 +17,10 @@ includes each heartbeat ping an app gets and the pong that answers it
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +91,8 @@ class _HeartbeatCounting(ClientConnection):
 class AppUsers:
     """The apps of every driver of ``world``; install with ``world.app = apps`` before the run."""
 
-    def __init__(self, world: World, *, backend_url: str, gateway_url: str, token_for: Callable[[int], str],
+    def __init__(self, world: World, *, backend_url: str, gateway_url: str,
+                 token_for: Callable[[int], str | Awaitable[str]],
                  on_traffic: Traffic | None = None, timeout_s: float = 30.0,
                  interner: Interner | None = None) -> None:
         self.world = world
@@ -118,6 +120,11 @@ class AppUsers:
     def request_stop(self, driver: Driver, session: Session) -> simpy.Event:
         return self._call(driver, "/api/charging/stop", {"charger_id": session.charge_point_id}, start=False)
 
+    async def _token(self, user_id: int) -> str:
+        """The user's token; ``token_for`` may give one, or an awaitable of one (a target's login)."""
+        token = self._token_for(user_id)
+        return await token if inspect.isawaitable(token) else token
+
     def _call(self, driver: Driver, path: str, body: dict[str, Any], *, start: bool) -> simpy.Event:
         outcome: simpy.Event = self.world.env.event()
         self._spawn(self._post(driver.user_id, path, body, outcome, start=start))
@@ -128,11 +135,12 @@ class AppUsers:
         channel = f"backend:{path}"
         accepted = False
         try:
+            token = await self._token(user_id)
             async with self._in_flight:  # the request leaves the phone (and is tapped) once a connection is free
                 self._on_traffic(channel, "request", body, None, user_id, None)
                 answer = await self._http.post(self._backend + path, json=body,
-                                               headers={"Authorization": f"Bearer {self._token_for(user_id)}"})
-        except httpx.HTTPError as error:
+                                               headers={"Authorization": f"Bearer {token}"})
+        except (httpx.HTTPError, ValueError) as error:  # ValueError: no token for the user (a target's)
             self.metrics.request_errors += 1
             _LOG.warning("app of user %d: %s failed: %s", user_id, path, error)
         else:
@@ -164,7 +172,7 @@ class AppUsers:
             task.cancel()
 
     async def _hold_socket(self, user_id: int, socket_id: int) -> None:
-        url = f"{self._gateway}/?token={self._token_for(user_id)}"
+        url = f"{self._gateway}/?token={await self._token(user_id)}"
         socket: ClientConnection | None = None
         try:
             socket = await connect(url, ping_interval=None, max_size=None, compression=None,

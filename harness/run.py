@@ -40,6 +40,7 @@ from ..twin.model.series import CitySeries
 from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
+from ..twin.target import Target, TargetStack
 from ._interning import ByIdentity, Interner
 from .apps import AppUsers
 from .checks import CheckParams
@@ -62,6 +63,10 @@ TICK_S = 0.5
 """Wall seconds between ticks of the pipeline (and samples of the CMS's backlog)."""
 
 
+AnyStack = Stack | TargetStack
+"""The twin's own services, or someone else's (``run --target``)."""
+
+
 class _Taps:
     """Turns every tapped message into a trace line, stamped with simulated and wall time, for the worker.
 
@@ -72,7 +77,7 @@ class _Taps:
     how much).
     """
 
-    def __init__(self, stack: Stack, worker: asyncio.subprocess.Process) -> None:
+    def __init__(self, stack: AnyStack, worker: asyncio.subprocess.Process) -> None:
         self.stack, self.worker = stack, worker
         assert worker.stdin is not None
         self._stdin = worker.stdin
@@ -147,7 +152,7 @@ def _encode(message: Any) -> str:
         return encode_message(f"not JSON: {message!r}")
 
 
-def _stations(stack: Stack) -> dict[str, StationTruth]:
+def _stations(stack: AnyStack) -> dict[str, StationTruth]:
     truth = {}
     for station in stack.world.network.stations:
         statuses = [c.status for cp in station.charge_points for c in cp.connectors]
@@ -166,7 +171,8 @@ def _tap_redis(url: str, taps: _Taps, ready: asyncio.Event) -> Coroutine[Any, An
 
 async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, speed: float | None = None,
                        console: Console | None = None, trace: str = "full",
-                       progress: Literal["bar", "lines", "quiet"] = "quiet") -> dict[str, Any]:
+                       progress: Literal["bar", "lines", "quiet"] = "quiet",
+                       target: Target | None = None) -> dict[str, Any]:
     """Run ``scenario`` end to end; the worker writes the trace (``trace``: full, violations or none),
     results.json and junit.xml into ``out``; the results document.
 
@@ -185,7 +191,7 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     backlog = Distribution(3, scale=1.0)
     behind = Distribution(3, scale=1.0)
     try:
-        stack = _stack(scenario, settings=settings, speed=speed, holder=holder, on_lag=lags.add)
+        stack = _stack(scenario, settings=settings, speed=speed, holder=holder, on_lag=lags.add, target=target)
         kpis, city = KpiCollector(stack.world), CitySeries(stack.world,
                                                            bucket_s=default_latency_bucket(scenario.run.duration))
         stack.world.subscribe(kpis)
@@ -203,7 +209,8 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     ended_t_wall, after_settle, gateway = None, 0, None
     try:
         ready = asyncio.Event()
-        tap = asyncio.get_running_loop().create_task(_tap_redis(stack.urls.redis, taps, ready))
+        tap = asyncio.get_running_loop().create_task(
+            _tap_redis(stack.urls.redis, taps, ready) if stack.urls.redis else _no_redis(ready))
         await asyncio.wait_for(ready.wait(), 10)
         stopped = await _run_for(stack, scenario.run.duration, taps, (backlog, behind), console, redis_tap=tap,
                                  status=lambda: _status(stack, holder))
@@ -248,11 +255,20 @@ async def run_scenario(scenario: Scenario, *, out: Path, settings: Settings, spe
     return await _finish_worker(worker, out)
 
 
-def _stack(scenario: Scenario, *, settings: Settings, speed: float, holder: dict[str, Any],
-           on_lag: Callable[[float], None]) -> Stack:
-    """The stack, its apps, charge points and CMS calls tapped (through ``holder["taps"]``, set before it starts)."""
+async def _no_redis(ready: asyncio.Event) -> None:
+    """A target without a Redis to tap: the run goes on without it."""
+    ready.set()
+    await asyncio.Future()
 
-    def apps(stack: Stack) -> AppUsers:
+
+def _stack(scenario: Scenario, *, settings: Settings, speed: float, holder: dict[str, Any],
+           on_lag: Callable[[float], None], target: Target | None = None) -> Stack | TargetStack:
+    """The stack, its apps, charge points and CMS calls tapped (through ``holder["taps"]``, set before it starts).
+
+    With ``target``, someone else's services (:class:`TargetStack`): only the apps and charge points are ours.
+    """
+
+    def apps(stack: Stack | TargetStack) -> AppUsers:
         users = AppUsers(stack.world, backend_url=stack.urls.backend, gateway_url=stack.urls.gateway,
                          token_for=stack.token, on_traffic=holder["taps"].app, interner=holder["taps"].interner)
         holder["apps"] = users
@@ -266,6 +282,8 @@ def _stack(scenario: Scenario, *, settings: Settings, speed: float, holder: dict
         if "taps" in holder:
             holder["taps"].http(hop, channel, direction, message, status, request_id)
 
+    if target is not None:
+        return TargetStack(scenario, target, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap, on_lag=on_lag)
     delivery = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=MAX_IN_FLIGHT,
                                                              max_keepalive_connections=MAX_IN_FLIGHT))
     return Stack(scenario, settings=settings, speed=speed, app_factory=apps, ocpp_tap=ocpp_tap,
@@ -275,7 +293,7 @@ def _stack(scenario: Scenario, *, settings: Settings, speed: float, holder: dict
                  on_lag=on_lag)
 
 
-def _header(scenario: Scenario, stack: Stack, *, speed: float, trace: str) -> RunHeader:
+def _header(scenario: Scenario, stack: AnyStack, *, speed: float, trace: str) -> RunHeader:
     """The run's ``twin:run`` header: what ran, the checks' parameters and limits, the tariffs."""
     return RunHeader(
         scenario={"name": scenario.name, "source": scenario.source, "seed": scenario.run.seed, "speed": speed,
@@ -314,13 +332,13 @@ async def _finish_worker(worker: asyncio.subprocess.Process, out: Path) -> dict[
     return document
 
 
-def _backlog(stack: Stack) -> int:
+def _backlog(stack: AnyStack) -> int:
     """CMS events queued or in flight to the backend: the first queue to grow when the stack saturates."""
     delivery = stack.cms.delivery if stack.cms is not None else None
     return delivery.pending if delivery is not None else 0
 
 
-def _status(stack: Stack, holder: dict[str, Any]) -> dict[str, Any]:
+def _status(stack: AnyStack, holder: dict[str, Any]) -> dict[str, Any]:
     """Where the run stands, for the worker's live display."""
     clock, apps = stack.clock, holder.get("apps")
     return {"done_s": round(clock.sim_seconds(), 1) if clock else 0.0,
@@ -328,7 +346,7 @@ def _status(stack: Stack, holder: dict[str, Any]) -> dict[str, Any]:
             "sessions": apps.metrics.starts_accepted if apps else 0, "backlog": _backlog(stack)}
 
 
-async def _run_for(stack: Stack, duration: float, taps: _Taps, samples: tuple[Distribution, Distribution],
+async def _run_for(stack: AnyStack, duration: float, taps: _Taps, samples: tuple[Distribution, Distribution],
                    console: Console | None, *, redis_tap: asyncio.Task[None],
                    status: Callable[[], dict[str, Any]]) -> str | None:
     """Wait out the scenario's duration; every half second tick the pipeline, tell it where the run stands,

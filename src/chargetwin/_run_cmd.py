@@ -44,6 +44,10 @@ def add_run_parser(commands: Any) -> None:
                         help="what trace.ndjson keeps: every record (full, the default: a whole city-evening-peak "
                              "is about 5 GB), only the records of each violation with 20 records around it "
                              "(violations), or nothing (none); the checks do not need it")
+    parser.add_argument("--target", type=Path, metavar="FILE",
+                        help="run against someone else's services named in a target file (docs/target-format.md): "
+                             "the twin's charge points connect to its OCPP endpoint, the simulated apps use its "
+                             "backend and gateway, its Redis is tapped if named; nothing of ours is started")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show progress on standard error: a bar on a terminal, else a status line every 10 s "
                              "(default); --no-progress shows only the violations")
@@ -69,8 +73,11 @@ def check_out(out: Path) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .twin.target import TargetError, load_target
+
     try:
         scenario = with_overrides(load_scenario(args.scenario), args)
+        target = load_target(args.target) if args.target is not None else None
     except (ScenarioError, ValueError) as error:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
@@ -95,7 +102,10 @@ def _run(args: argparse.Namespace) -> int:
     (out / "backend.sqlite3").unlink(missing_ok=True)
     try:
         document = asyncio.run(run_scenario(scenario, out=out, settings=settings, speed=args.speed, console=err,
-                                            trace=args.trace, progress=progress))
+                                            trace=args.trace, progress=progress, target=target))
+    except TargetError as error:
+        print(f"chargetwin: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(f"chargetwin: cannot run the stack: {error}", file=sys.stderr)
         return 2
