@@ -58,6 +58,28 @@ class Header:
 
 
 @dataclass(frozen=True, slots=True)
+class CaseRow:
+    """One case of ``chargetwin check``: its phase, name, result (pass, fail or warning) and what came."""
+
+    phase: str
+    name: str
+    result: str
+    message: str
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarningRow:
+    """A warning rule: how many, and the first example's words and trace line."""
+
+    rule: str
+    count: int
+    message: str
+    spec: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """Everything the template shows, section by section, as text and trusted markup."""
 
@@ -80,6 +102,8 @@ class Report:
     appendix: tuple[SpecSection, ...]
     state_words: Mapping[str, str]
     examples_per_rule: int = EXAMPLES_PER_RULE
+    cases: tuple[CaseRow, ...] = ()
+    warnings: tuple[WarningRow, ...] = ()
 
     def state_class(self, state: str) -> str:
         return state_class(state)
@@ -139,7 +163,32 @@ def build_report(results: Mapping[str, Any], *, compare: Sequence[Mapping[str, A
                           for earlier, label in zip(compare, labels, strict=False)),
         appendix=appendix(groups=found.groups, checks=checks, coverage=cover, spec_url=spec_url),
         state_words=STATE_WORDS,
+        cases=_cases(results.get("cases")),
+        warnings=_warnings(results.get("warnings")),
     )
+
+
+def _cases(raw: Any) -> tuple[CaseRow, ...]:
+    """The cases of a check's results (none in a run's)."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(CaseRow(str(c.get("phase", "")), str(c.get("name", "")),
+                         "pass" if c.get("passed") else "warning" if c.get("warning") else "fail",
+                         str(c.get("message", "")), str(c.get("spec", "")))
+                 for c in raw if isinstance(c, dict))
+
+
+def _warnings(raw: Any) -> tuple[WarningRow, ...]:
+    """One row per warning rule, with its first example."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("rules"), dict):
+        return ()
+    examples = [e for e in raw.get("examples") or () if isinstance(e, dict)]
+    rows = []
+    for rule, count in raw["rules"].items():
+        first = next((e for e in examples if e.get("rule") == rule), {})
+        rows.append(WarningRow(str(rule), int(count) if isinstance(count, int) else 0, str(first.get("message", "")),
+                               str(first.get("spec", "")), int(first.get("line") or 0)))
+    return tuple(rows)
 
 
 def write_report(results_path: Path, out: Path | None = None, *, compare: Sequence[Path] = (),
@@ -218,14 +267,23 @@ def _compare_label(earlier: Mapping[str, Any], source: str) -> str:
 def _header(results: Mapping[str, Any], cover: Coverage, found: Violations) -> Header:
     verdict = results["verdict"]
     checks = results["checks"]
-    failed = [c["name"] for c in checks if c["violations"]]
+    failed = [c["name"] for c in checks if c["violations"]] + [str(c) for c in results.get("failed_cases") or ()]
     thresholds = tuple(str(t) for t in results.get("thresholds_failed") or ())
-    counts = [f"{len(failed)} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed",
+    failed_checks = [c["name"] for c in checks if c["violations"]]
+    counts = [f"{len(failed_checks)} of {len(checks)} checks failed" if failed_checks
+              else f"all {len(checks)} checks passed",
               f"{number(found.counted)} violation{'' if found.counted == 1 else 's'}"
               + (f" ({number(found.kept)} kept in the results file)" if found.kept < found.counted else ""),
               f"{len(thresholds)} threshold{'' if len(thresholds) == 1 else 's'} failed" if thresholds
               else "every threshold held",
               f"{number((results.get('metrics') or {}).get('messages_checked'))} messages checked"]
+    if isinstance(results.get("cases"), list):
+        cases = results["cases"]
+        unmet = len(results.get("failed_cases") or ())
+        counts.insert(0, f"{len(cases) - unmet} of {len(cases)} cases met")
+    if isinstance(results.get("warnings"), dict):
+        counts.append(f"{number(results['warnings'].get('count'))} warnings"
+                      + (" (--strict: they fail)" if results.get("strict") else ""))
     return Header(verdict, _headline(verdict, failed, thresholds), tuple(counts),
                   _incomplete(results) + _caveats(cover), thresholds, _facts(results),
                   _command(results.get("scenario") or {}), key_figures(results))
@@ -243,7 +301,8 @@ def _incomplete(results: Mapping[str, Any]) -> tuple[str, ...]:
 def _headline(verdict: str, failed: Sequence[str], thresholds: Sequence[str]) -> str:
     if verdict == "pass":
         return "PASS: the system spoke the protocol in every message and check of this run"
-    reasons = ([f"violations in {', '.join(failed)}"] if failed else []) + [f"threshold: {t}" for t in thresholds]
+    reasons = ([f"violations or cases not met: {', '.join(failed)}"] if failed else []) \
+        + [f"threshold: {t}" for t in thresholds]
     return "FAIL: " + ("; ".join(reasons) or "the results file says so, with no failed check or threshold")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -199,6 +200,7 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     document["warnings"] = warnings.results()
     document["strict"] = target.strict
     write_results(out, document, checks, cases=cases)
+    report = _report(out)
     _print_warnings(console, warnings)
     failed_cases = [c for c in cases if not c.passed and not c.warning]
     judged = [c for c in checks if c.checked]
@@ -213,6 +215,9 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                   f"{' (--strict)' if target.strict else ''}, {wall:.1f} s")
     console.print(f"results: {out / 'results.json'}  junit: {out / 'junit.xml'}  trace: {out / 'trace.ndjson'}",
                   markup=False, highlight=False)
+    if report is not None:
+        console.print(f"report: {report}  (open it in a browser: {report.resolve().as_uri()})", markup=False,
+                      highlight=False)
     return 1 if verdict == "FAIL" else 0
 
 
@@ -266,6 +271,17 @@ async def _guarded(phase: Phase, running: Coroutine[Any, Any, Phase]) -> Phase:
         said = str(error) or "no answer"
         phase.expect("the target answered", False, f"the phase stopped: {type(error).__name__}: {said}")
         return phase
+
+
+def _report(out: Path) -> Path | None:
+    """``report.html`` beside the results; None (and why) when it cannot be written: the verdict stands."""
+    from ...reports import ReportError, write_report
+
+    try:
+        return write_report(out / "results.json", out / "report.html")
+    except (ReportError, OSError) as error:
+        print(f"chargetwin: the HTML report could not be written: {error}", file=sys.stderr)
+        return None
 
 
 def _demoted(checks: list[CheckResult], warnings: SeedWarnings) -> list[CheckResult]:

@@ -143,3 +143,17 @@ def test_a_gateway_written_only_from_the_seed_passes_with_warnings(tmp_path: Pat
     assert rules["transaction_id_null"] >= 1  # the reference backend answers a start before the charger does
     assert "push_on_connect_not_in_seed" not in rules
     assert strict.returncode == 1 and "(--strict)" in strict.stdout
+
+
+def test_the_report_of_a_check_lists_its_cases_and_its_warnings_apart(conforming: Any) -> None:
+    from bs4 import BeautifulSoup
+
+    _, out = conforming
+    results = json.loads((out / "results.json").read_text())
+    page = BeautifulSoup((out / "report.html").read_text(encoding="utf-8"), "html.parser")
+    rows = page.select("#case-table tbody tr")
+    assert len(rows) == len(results["cases"])
+    assert {row["data-case"] for row in rows} == {"ocpp", "rest", "fuzz", "websocket", "redis"}
+    warned = {row["data-warning"] for row in page.select("#warning-table tbody tr")}
+    assert warned == set(results["warnings"]["rules"]) and "transaction_id_null" in warned
+    assert "cases met" in page.select_one(".counts").get_text()
