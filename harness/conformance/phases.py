@@ -27,7 +27,7 @@ import httpx
 
 from .probe import Probe, Reply, Socket
 
-__all__ = ["Case", "Phase", "TestUser", "Tokens", "rest_phase", "websocket_phase"]
+__all__ = ["Case", "Phase", "TestUser", "Tokens", "cms_phase", "rest_phase", "websocket_phase"]
 
 NO_SUCH_CHARGER = "CHARGETWIN-NO-SUCH-CHARGER"
 """A charger id no target knows."""
@@ -82,6 +82,7 @@ class TestUser:
     user_id: int
     email: str
     password: str
+    id_tag: str = ""  # the OCPP idTag of the user's sessions
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,3 +335,50 @@ async def _a_session_pushed(probe: Probe, phase: Phase, user: TestUser, token: s
     found = await socket.wait_for(_is("session_update", "session_stopped"), wait_s)
     phase.expect("session_stopped pushed", found is not None,
                  "received" if found is not None else f"nothing within {wait_s:g} s", spec="4.4 Session Update")
+
+
+# --- the CMS's REST API -----------------------------------------------------------------------------
+
+
+async def cms_phase(probe: Probe, id_tag: str, connectors: Sequence[tuple[str, int]], *, wait_s: float,
+                    with_charge_points: bool, phase: Phase | None = None) -> Phase:
+    """The CMS's REST API as the backend calls it: its errors, and (``with_charge_points``: the twin's are
+    connected to the CMS) a remote start and stop carried out by a charge point."""
+    phase = phase or Phase("cms", "CMS REST API")
+    start, stop = "/api/charging/remote_start", "/api/charging/stop"
+    spec = "N-12, N-13, the CMS's OpenAPI document"
+    _error(phase, "remote start on an unknown charger",
+           await probe.post_cms(start, {"charger_id": NO_SUCH_CHARGER, "id_tag": id_tag}), 404, spec=spec)
+    _error(phase, "stop on an unknown charger", await probe.post_cms(stop, {"charger_id": NO_SUCH_CHARGER}), 404,
+           spec=spec)
+    for name, path, bad in (("remote start without id_tag", start, b'{"charger_id": "CP001"}'),
+                            ("remote start with a body that is not JSON", start, b"charger_id=CP001"),
+                            ("stop without charger_id", stop, b"{}")):
+        _error(phase, name, await probe.post_cms(path, content=bad, record_request=False), 422, spec=spec)
+    if not with_charge_points:
+        return phase
+    started = Reply(0, None)
+    where: tuple[str, int] | None = None
+    for charger_id, connector_id in connectors:
+        started = await probe.post_cms(start, {"charger_id": charger_id, "connector_id": connector_id,
+                                               "id_tag": id_tag})
+        if started.status == 200:
+            where = (charger_id, connector_id)
+            break
+        if started.status != 409:
+            break
+    if not phase.expect("remote start", where is not None,
+                        f"accepted by {where[0]} connector {where[1]}" if where else
+                        f"expected HTTP 200 on a free connector; got {started.said()}", spec=spec):
+        return phase
+    assert where is not None
+    deadline = time.monotonic() + wait_s
+    while True:  # the charge point starts the transaction a moment after it accepted the remote start
+        stopped = await probe.post_cms(stop, {"charger_id": where[0], "connector_id": where[1]})
+        if stopped.status == 200 or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.5)
+    phase.expect("stop", stopped.status == 200, "HTTP 200 with the success envelope" if stopped.status == 200 else
+                 f"expected HTTP 200 within {wait_s:g} s; got {stopped.said()}", spec=spec)
+    return phase
+

@@ -113,10 +113,13 @@ def redacted(message: Any) -> Any:
 class Probe:
     """An app's view of a target: ``backend`` (http URL) and ``gateway`` (ws URL), tapped into ``pipeline``."""
 
-    def __init__(self, pipeline: Pipeline, *, backend: str, gateway: str, timeout: float = 10.0) -> None:
+    def __init__(self, pipeline: Pipeline, *, backend: str, gateway: str, cms: str | None = None,
+                 timeout: float = 10.0) -> None:
         self.pipeline = pipeline
         self.gateway = gateway.rstrip("/")
         self._http = httpx.AsyncClient(base_url=backend.rstrip("/"), timeout=timeout)
+        # the CMS's REST API is the backend's to call: its calls are recorded on the backend-cms hop
+        self._cms = httpx.AsyncClient(base_url=cms.rstrip("/"), timeout=timeout + 5.0) if cms else None
         self._timeout = timeout
         self._t0 = time.monotonic()
         self._requests = itertools.count(1)
@@ -137,6 +140,25 @@ class Probe:
                                        **correlation_ids(message)))
 
     # --- REST -------------------------------------------------------------------------------------
+
+    async def post_cms(self, path: str, body: Any = None, *, content: bytes | None = None,
+                       record_request: bool = True) -> Reply:
+        """POST to the CMS's REST API as the backend does; the answer, recorded on the ``backend-cms`` hop."""
+        assert self._cms is not None, "the probe has no CMS URL"
+        channel = f"cms:{path}"
+        request_id = str(next(self._requests))
+        charger = body.get("charger_id") if isinstance(body, dict) else None
+        charger_id = charger if isinstance(charger, str) else None
+        if record_request:
+            self.emit("backend-cms", channel, "request", body, request_id=request_id, charger_id=charger_id)
+        if content is not None:
+            response = await self._cms.post(path, content=content, headers={"Content-Type": "application/json"})
+        else:
+            response = await self._cms.post(path, json=body)
+        message = parse_body(response.content)
+        self.emit("backend-cms", channel, "response", message, status=response.status_code, request_id=request_id,
+                  charger_id=charger_id)
+        return Reply(response.status_code, message)
 
     async def post(self, path: str, body: Any = None, *, token: str | None = None, user_id: int | None = None,
                    content: bytes | None = None, record_request: bool = True) -> Reply:
@@ -229,3 +251,5 @@ class Probe:
         for socket in self._sockets:
             await self.close_socket(socket)
         await self._http.aclose()
+        if self._cms is not None:
+            await self._cms.aclose()

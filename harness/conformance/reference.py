@@ -4,7 +4,7 @@
 starts ``chargetwin backend``, ``chargetwin cms --charge-points none`` and
 ``chargetwin gateway`` on free ports, with fresh secrets shared through the
 environment, runs ``chargetwin check`` against them with every phase
-(``--redis`` and ``--ocpp`` included) and the options given, stops them,
+(``--redis``, ``--ocpp`` and ``--cms`` included) and the options given, stops them,
 and exits with check's code. ``nox -s contracts`` runs it when no target
 is named; the tests start stand-ins with :func:`reference_services`.
 """
@@ -111,6 +111,10 @@ class ReferenceServices:
         return f"ws://127.0.0.1:{self.ports['gateway']}"
 
     @property
+    def cms(self) -> str:
+        return f"http://127.0.0.1:{self.ports['cms']}"
+
+    @property
     def ocpp(self) -> str:
         return f"ws://127.0.0.1:{self.ports['ocpp']}"
 
@@ -158,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="chargetwin-reference-") as folder, \
                 reference_services(Path(folder), env=env) as services:
             command = [sys.executable, "-m", "chargetwin", "check", "--backend", services.backend, "--gateway",
-                       services.gateway, "--redis", services.redis, "--ocpp", services.ocpp, *args]
+                       services.gateway, "--redis", services.redis, "--ocpp", services.ocpp, "--cms", services.cms,
+                       *args]
             return subprocess.run(command, env=env, check=False).returncode
     except StandInError as error:
         print(f"chargetwin: {error}", file=sys.stderr)

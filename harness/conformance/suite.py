@@ -43,7 +43,7 @@ from ..versions import versions
 from ..warnings import RULING_ONLY_RULES, SeedWarnings
 from .fuzz import FuzzFigures, fuzz_phase, fuzz_summary
 from .ocpp import ocpp_attached
-from .phases import Case, Phase, TestUser, Tokens, rest_phase, websocket_phase
+from .phases import Case, Phase, TestUser, Tokens, cms_phase, rest_phase, websocket_phase
 from .probe import Probe
 
 __all__ = ["CheckTarget", "run_check"]
@@ -56,7 +56,8 @@ PER_RULE = 3
 class CheckTarget:
     """What ``check`` tests: the URLs, the users the target knows, its chargers, and how to sign as it does.
 
-    ``users``: five: two for the REST phase, two for the WebSocket phase, one to fuzz as.
+    ``users``: six: two for the REST phase, two for the WebSocket phase, one to fuzz as, one whose id tag
+    the CMS phase starts with (``cms``: the CMS's REST API, or None).
     ``connectors``: (charger_id, connector_id) pairs the target knows, in
     the order to try them (a busy one is skipped). ``tariffs``: price per
     kWh by station, for the cost check. ``sign(user_id, issued_at,
@@ -80,6 +81,7 @@ class CheckTarget:
     max_examples: int = 25
     fuzz_seconds: float = 60.0
     redis: str | None = None
+    cms: str | None = None
     strict: bool = False
     ocpp: str | None = None
     ocpp_speed: float = 10.0
@@ -134,7 +136,7 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     warnings = SeedWarnings()
     judge = Judge(header, extra=[_Printer(console, strict=target.strict), warnings,
                                  _TraceAll(out / "trace.ndjson", header)])
-    probe = Probe(judge.pipeline, backend=target.backend, gateway=target.gateway)
+    probe = Probe(judge.pipeline, backend=target.backend, gateway=target.gateway, cms=target.cms)
     tokens = Tokens(target.sign)
     phases: list[Phase] = []
     rest, websocket = target.users[:2], target.users[2:4]
@@ -146,6 +148,10 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                 (Phase("fuzz", "Fuzzing (schemathesis)"),
                  lambda phase: fuzz_phase(probe, target.users[4], figures, max_examples=target.max_examples,
                                           max_seconds=target.fuzz_seconds, wait_s=target.wait_s, phase=phase)),
+                *([(Phase("cms", "CMS REST API"),
+                    lambda phase: cms_phase(probe, target.users[5].id_tag, target.connectors, wait_s=target.wait_s,
+                                            with_charge_points=target.ocpp is not None, phase=phase))]
+                  if target.cms is not None else []),
                 (Phase("websocket", "WebSocket contract"),
                  lambda phase: websocket_phase(probe, websocket, target.connectors, tokens, wait_s=target.wait_s,
                                                phase=phase))]

@@ -18,9 +18,10 @@ from .twin.services.redis_server import redacted_url
 
 __all__ = ["add_check_parser"]
 
-USERS = (1, 2, 3, 4, 5)
-"""The test users ``check`` logs in as: two for the REST phase, two for the WebSocket phase, one to fuzz as
-(a phase starts with no session left by another); users 1-10 are never used by the simulated drivers."""
+USERS = (1, 2, 3, 4, 5, 6)
+"""The test users ``check`` uses: two for the REST phase, two for the WebSocket phase, one to fuzz as, one
+for the CMS phase (a phase starts with no session left by another); users 1-10 are never used by the simulated
+drivers."""
 
 
 def add_check_parser(commands: Any) -> None:
@@ -42,6 +43,9 @@ def add_check_parser(commands: Any) -> None:
     parser.add_argument("--redis", metavar="URL",
                         help="the Redis the backend publishes to: tapped during the WebSocket phase, every message "
                              "validated and matched to the pushes (redis://...; a password in it is never printed)")
+    parser.add_argument("--cms", metavar="URL",
+                        help="the CMS's REST API (http://...), called as the backend calls it: its errors, and with "
+                             "--ocpp a remote start and stop carried out by the twin's charge point")
     parser.add_argument("--ocpp", metavar="URL",
                         help="the target's OCPP 1.6J central system (ws://host:port/path): the network's charge "
                              "points connect to URL/{charge_point_id} for the whole check and carry its sessions; "
@@ -85,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         gateway = _url(args.gateway, ("ws", "wss"), "--gateway")
         redis = _url(args.redis, ("redis", "rediss", "unix"), "--redis") if args.redis else None
         ocpp = _url(args.ocpp, ("ws", "wss"), "--ocpp") if args.ocpp else None
+        cms = _url(args.cms, ("http", "https"), "--cms") if args.cms else None
         if args.ocpp_speed <= 0:
             raise ValueError("--ocpp-speed must be above 0")
         scenario = load_scenario(args.network)
@@ -113,9 +118,9 @@ def _run(args: argparse.Namespace) -> int:
 
     target = CheckTarget(
         backend=backend, gateway=gateway, network=scenario.name, wait_s=args.wait, sign=sign,
-        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis, ocpp=ocpp,
+        max_examples=args.max_examples, fuzz_seconds=args.fuzz_time, redis=redis, ocpp=ocpp, cms=cms,
         ocpp_speed=args.ocpp_speed, scenario=scenario, strict=args.strict,
-        users=[TestUser(known[u].user_id, known[u].email, password) for u in USERS],
+        users=[TestUser(known[u].user_id, known[u].email, password, known[u].id_tag) for u in USERS],
         connectors=[(cp.id, n) for s in stations for cp in s.charge_points for n in range(1, cp.connectors + 1)],
         tariffs={s.id: s.tariff_per_kwh for s in stations})
     console = Console(highlight=False, soft_wrap=True)

@@ -30,6 +30,7 @@ def standins(folder: Path, *, fault: str | None = None, speed: float = 30,
         with reference.reference_services(folder, env=standin_env(fault), charge_points=charge_points,
                                           speed=speed) as started:
             yield {"ports": started.ports, "services": started.services, "backend": started.backend,
-                   "gateway": started.gateway, "redis": started.redis, "ocpp": started.ocpp}
+                   "gateway": started.gateway, "redis": started.redis, "ocpp": started.ocpp,
+                   "cms": started.cms}
     except reference.StandInError as error:
         pytest.fail(str(error))

@@ -27,7 +27,8 @@ def _check(target: dict[str, Any], out: Path, *extra: str) -> subprocess.Complet
 def conforming(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("conforming")
     with standins(folder, charge_points="none") as target:  # check --ocpp brings the charge points
-        done = _check(target, folder / "out", "--redis", target["redis"], "--ocpp", target["ocpp"])
+        done = _check(target, folder / "out", "--redis", target["redis"], "--ocpp", target["ocpp"], "--cms",
+                      target["cms"])
         yield done, folder / "out"
 
 
@@ -37,7 +38,7 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "pass" and results["failed_cases"] == []
     phases = {case["phase"] for case in results["cases"]}
-    assert phases == {"ocpp", "rest", "fuzz", "websocket", "redis"}
+    assert phases == {"ocpp", "rest", "fuzz", "cms", "websocket", "redis"}
     assert results["metrics"]["fuzz"]["bodies"] >= 40
     assert len(results["cases"]) >= 30
     checked = {c["name"]: c["checked"] for c in results["checks"]}
@@ -51,6 +52,7 @@ def test_check_passes_the_reference_services_with_every_case_met(conforming: Any
     assert "a server error" not in done.stdout
     assert "REST contract: 18 of 18 cases met" in done.stdout
     assert "OCPP 1.6J: 4 of 4 cases met" in done.stdout
+    assert "CMS REST API: 7 of 7 cases met" in done.stdout
     frames = [r for r in results["cases"] if r["phase"] == "ocpp" and r["name"].startswith("every frame")]
     assert frames and frames[0]["passed"] and "RemoteStartTransaction" in frames[0]["message"]
     assert re.search(r"check: PASS: (\d+) of \1 cases met, 0 violations", done.stdout)
@@ -153,7 +155,7 @@ def test_the_report_of_a_check_lists_its_cases_and_its_warnings_apart(conforming
     page = BeautifulSoup((out / "report.html").read_text(encoding="utf-8"), "html.parser")
     rows = page.select("#case-table tbody tr")
     assert len(rows) == len(results["cases"])
-    assert {row["data-case"] for row in rows} == {"ocpp", "rest", "fuzz", "websocket", "redis"}
+    assert {row["data-case"] for row in rows} == {"ocpp", "rest", "fuzz", "cms", "websocket", "redis"}
     warned = {row["data-warning"] for row in page.select("#warning-table tbody tr")}
     assert warned == set(results["warnings"]["rules"]) and "transaction_id_null" in warned
     assert "cases met" in page.select_one(".counts").get_text()
