@@ -146,6 +146,12 @@ OCPP_CALLS: dict[str, str] = {
     "RemoteStartTransaction": "receive",
     "RemoteStopTransaction": "receive",
     "ChangeAvailability": "receive",
+    "GetConfiguration": "receive",
+    "ChangeConfiguration": "receive",
+    "TriggerMessage": "receive",
+    "Reset": "receive",
+    "UnlockConnector": "receive",
+    "ClearCache": "receive",
 }
 """OCPP 1.6 actions the twin's charge points and CMS handle, each with the direction of its CALL
 on ``ocpp:{chargePointId}`` (``send``: charge point to CMS; ``receive``: CMS to charge point);

@@ -21,11 +21,13 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..http_tap import parse_body
 from .phases import Phase, TestUser, login, stop_once_started
-from .probe import Probe, Reply
+from .probe import Probe, Reply, redacted
 
 __all__ = ["FUZZED", "FuzzFigures", "fuzz_phase", "fuzz_summary"]
 
@@ -56,8 +58,14 @@ def _problem(reply: Reply, *, positive: bool) -> str | None:
 
 
 async def fuzz_phase(probe: Probe, user: TestUser, figures: FuzzFigures, *, max_examples: int,
-                     max_seconds: float, wait_s: float, phase: Phase | None = None) -> Phase:
-    """Fuzz :data:`FUZZED` as ``user``; how many bodies went out is counted into ``figures``."""
+                     max_seconds: float, wait_s: float, phase: Phase | None = None,
+                     connectors: Sequence[tuple[str, int]] = ()) -> Phase:
+    """Fuzz :data:`FUZZED` as ``user``; how many bodies went out is counted into ``figures``.
+
+    With ``connectors``, a stateful part follows: schemathesis's state machine
+    from the document's links (a start, then the stop its ``StopTheSession``
+    link leads to), its starts aimed at the last connector given.
+    """
     import schemathesis
     from schemathesis import GenerationMode
     from schemathesis.core.result import Ok
@@ -87,6 +95,14 @@ async def fuzz_phase(probe: Probe, user: TestUser, figures: FuzzFigures, *, max_
                          + ("" if mode.is_positive else ", every body rejected with a 4xx")
                          if failure is None else f"{failure} (the smallest of {sent} bodies that fail)",
                          spec="DESIGN ruling 6, N-21")
+    if connectors:
+        steps, linked, failure = await asyncio.to_thread(
+            _run_stateful, schema, loop=loop, probe=probe, token=token, user_id=user.user_id,
+            connector=connectors[-1], max_examples=max(3, max_examples // 5))
+        figures.sent["stateful steps"] = steps
+        phase.expect("start then stop, through the OpenAPI link", failure is None,
+                     f"{steps} calls; {linked} accepted starts followed by their stop through the link "
+                     "StopTheSession" if failure is None else failure, spec="1. Start Charging, 2. Stop Charging")
     cleanup, _ = await stop_once_started(probe, token, user.user_id, min(wait_s, 10.0))  # a fuzzed start may stand
     if cleanup.status not in (200, 404):
         phase.expect("no session left behind", False, f"stopping user {user.user_id}'s session: {cleanup.said()}")
@@ -133,6 +149,57 @@ def _run_hypothesis(operation: Any, mode: Any, *, loop: asyncio.AbstractEventLoo
     except Exception as error:  # the target went away mid-phase, say: a finding, not a crash of ours
         return sent, f"fuzzing stopped: {type(error).__name__}: {error}"
     return sent, None
+
+
+def _run_stateful(schema: Any, *, loop: asyncio.AbstractEventLoop, probe: Probe, token: str, user_id: int,
+                  connector: tuple[str, int], max_examples: int) -> tuple[int, int, str | None]:
+    """schemathesis's state machine over the charging operations, sent with ``requests`` from this thread and
+    recorded into the probe's pipeline on the loop; (calls, starts followed by their stop, the failure or None).
+
+    Bounded by ``max_examples`` sequences of at most four calls.
+    """
+    import hypothesis
+
+    machine = schema.include(path_regex="^/api/charging/").as_state_machine()
+    base = str(probe.backend_url)
+    counts = {"calls": 0, "linked": 0}
+    started = {"last": False}
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        loop.call_soon_threadsafe(lambda: probe.emit(*args, **kwargs))
+
+    class Probing(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": base, "headers": {"Authorization": f"Bearer {token}"}}
+
+        def before_call(self, case: Any) -> None:
+            if case.operation.path == "/api/charging/start":  # aimed at a real connector, so the link can be followed
+                case.body = {"charger_id": connector[0], "connector_id": connector[1]}
+            record("app-backend", f"backend:{case.operation.path}", "request", case.body, user_id=user_id)
+
+        def after_call(self, response: Any, case: Any) -> None:
+            counts["calls"] += 1
+            path = case.operation.path
+            if path == "/api/charging/stop" and started["last"]:
+                counts["linked"] += 1
+            started["last"] = path == "/api/charging/start" and response.status_code == 200
+            record("app-backend", f"backend:{path}", "response", redacted(parse_body(response.content)),
+                   status=response.status_code, user_id=user_id)
+
+        def validate_response(self, response: Any, case: Any, **_: Any) -> None:
+            problem = _problem(Reply(response.status_code, parse_body(response.content)), positive=True)
+            if problem is not None:
+                raise AssertionError(f"POST {case.operation.path} {json.dumps(case.body)[:120]}: {problem}")
+
+    try:
+        Probing.run(settings=hypothesis.settings(max_examples=max_examples, stateful_step_count=4, deadline=None,
+                                                 database=None, derandomize=True,
+                                                 suppress_health_check=list(hypothesis.HealthCheck)))
+    except AssertionError as error:
+        return counts["calls"], counts["linked"], str(error).splitlines()[0][:300]
+    except Exception as error:  # the target went away mid-phase, say
+        return counts["calls"], counts["linked"], f"the stateful part stopped: {type(error).__name__}: {error}"
+    return counts["calls"], counts["linked"], None
 
 
 def fuzz_summary(figures: FuzzFigures) -> dict[str, Any]:

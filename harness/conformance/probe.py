@@ -116,6 +116,7 @@ class Probe:
     def __init__(self, pipeline: Pipeline, *, backend: str, gateway: str, cms: str | None = None,
                  timeout: float = 10.0) -> None:
         self.pipeline = pipeline
+        self.backend_url = backend.rstrip("/")
         self.gateway = gateway.rstrip("/")
         self._http = httpx.AsyncClient(base_url=backend.rstrip("/"), timeout=timeout)
         # the CMS's REST API is the backend's to call: its calls are recorded on the backend-cms hop

@@ -147,7 +147,8 @@ async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
                  lambda phase: rest_phase(probe, rest, target.connectors, tokens, wait_s=target.wait_s, phase=phase)),
                 (Phase("fuzz", "Fuzzing (schemathesis)"),
                  lambda phase: fuzz_phase(probe, target.users[4], figures, max_examples=target.max_examples,
-                                          max_seconds=target.fuzz_seconds, wait_s=target.wait_s, phase=phase)),
+                                          max_seconds=target.fuzz_seconds, wait_s=target.wait_s, phase=phase,
+                                          connectors=target.connectors)),
                 *([(Phase("cms", "CMS REST API"),
                     lambda phase: cms_phase(probe, target.users[5].id_tag, target.connectors, wait_s=target.wait_s,
                                             with_charge_points=target.ocpp is not None, phase=phase))]
