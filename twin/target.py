@@ -11,7 +11,7 @@ A target file names the target's URLs and how each test user gets a token
     boot_timeout_s = 60                          # optional: how long the charge points may take to boot
 
     [tokens]
-    kind = "login"                               # login | sign | env
+    kind = "login"                               # login | sign | env | command
     password = "STAGING_TEST_PASSWORD"           # login: the variable holding the test users' password
 
 Secrets are never in the file: it names environment variables. A
@@ -47,7 +47,7 @@ from .stack import StackUrls
 
 __all__ = ["Target", "TargetError", "TargetStack", "load_target"]
 
-TOKEN_KINDS = ("login", "sign", "env")
+TOKEN_KINDS = ("login", "sign", "env", "command")
 
 
 class TargetError(ValueError):
@@ -67,6 +67,7 @@ class Target:
     password: str = PASSWORD  # login
     secret: str = ""  # sign
     token_variable: str = ""  # env: a variable per user, "{user_id}" in its name
+    command: tuple[str, ...] = ()  # command: argv printing a user's token, "{user_id}" in an argument
     boot_timeout_s: float = 60.0  # how long the twin's charge points may take to connect and boot
 
 
@@ -111,11 +112,19 @@ def load_target(path: str | os.PathLike[str], environ: dict[str, str] | None = N
             raise TargetError(f"{source}: tokens.variable must name the variable of each user's token, with "
                               "{user_id} in it, e.g. \"STAGING_TOKEN_{user_id}\"")
         variable = named
+    command: tuple[str, ...] = ()
+    if kind == "command":
+        argv = tokens.get("command")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv) \
+                or not any("{user_id}" in a for a in argv):
+            raise TargetError(f"{source}: tokens.command must be a list of strings, one with {{user_id}} in it, e.g. "
+                              "[\"./get-token\", \"--user\", \"{user_id}\"]")
+        command = tuple(argv)
     boot = table.get("boot_timeout_s", 60.0)
     if isinstance(boot, bool) or not isinstance(boot, int | float) or boot <= 0:
         raise TargetError(f"{source}: target.boot_timeout_s = {boot!r}; give a number of seconds above 0")
     return Target(source, urls["backend"], urls["gateway"], urls["ocpp"], redis, kind, password, secret, variable,
-                  float(boot))
+                  command, float(boot))
 
 
 def _url(source: str, table: dict[str, Any], key: str, schemes: tuple[str, ...]) -> str:
@@ -205,7 +214,24 @@ class TargetStack:
             if not token:
                 raise TargetError(f"{self.target.source}: no token for user {user_id}: {name} is not set")
             return token
+        if self.target.tokens == "command":
+            return self._command(user_id)
         return self._login(user_id)
+
+    async def _command(self, user_id: int) -> str:
+        argv = [a.replace("{user_id}", str(user_id)) for a in self.target.command]
+        try:
+            process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                           stderr=asyncio.subprocess.PIPE)
+            out, err = await asyncio.wait_for(process.communicate(), 30)
+        except (OSError, TimeoutError) as error:
+            raise TargetError(f"{self.target.source}: tokens.command for user {user_id} failed: {error}") from None
+        token = out.decode(errors="replace").strip()
+        if process.returncode != 0 or not token:
+            raise TargetError(f"{self.target.source}: tokens.command for user {user_id} exited {process.returncode} "
+                              f"without a token: {err.decode(errors='replace').strip()[:200]}")
+        self._tokens[user_id] = token
+        return token
 
     async def _login(self, user_id: int) -> str:
         assert self._http is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,22 @@ def test_a_target_whose_charge_points_cannot_connect_exits_2(tmp_path: Path,
     code = main(["run", "smoke", "--target", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 2
     assert "did not connect to ws://127.0.0.1:9 and boot" in capsys.readouterr().err
+
+
+def test_tokens_from_a_command_and_its_failure_named(tmp_path: Path) -> None:
+    import asyncio
+
+    from chargetwin.twin.scenario import load_scenario
+    from chargetwin.twin.target import TargetError, TargetStack, load_target
+
+    path = tmp_path / "target.toml"
+    printer = "import sys; print('tok-' + sys.argv[1])"
+    path.write_text('[target]\nbackend = "http://h:1"\ngateway = "ws://h:1"\nocpp = "ws://h:2"\n[tokens]\n'
+                    f'kind = "command"\ncommand = ["{sys.executable}", "-c", "{printer}", "{{user_id}}"]\n')
+    stack = TargetStack(load_scenario("smoke"), load_target(path), speed=60)
+    assert asyncio.run(stack.token(3)) == "tok-3"  # type: ignore[arg-type]
+    assert stack.token(3) == "tok-3"  # kept for the run
+    failing = TargetStack(load_scenario("smoke"), load_target(path), speed=60)
+    failing.target = replace(failing.target, command=(sys.executable, "-c", "raise SystemExit(3)"))
+    with pytest.raises(TargetError, match="exited 3 without a token"):
+        asyncio.run(failing.token(4))  # type: ignore[arg-type]
