@@ -318,10 +318,25 @@ def _caveats(cover: Coverage) -> tuple[str, ...]:
     return (text,)
 
 
+_TARGET_ROLES = ("backend", "gateway", "redis", "cms", "ocpp")
+"""What a check's results name of its target, in the order of ``chargetwin check``'s options."""
+
+
+def _is_check(scenario: Mapping[str, Any]) -> bool:
+    return "backend" in scenario and "gateway" in scenario and "seed" not in scenario
+
+
 def _facts(results: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     scenario: Mapping[str, Any] = results.get("scenario") or {}
     metrics: Mapping[str, Any] = results.get("metrics") or {}
     versions: Mapping[str, Any] = results.get("versions") or {}
+    if _is_check(scenario):  # chargetwin check: the target, not a scenario
+        return (("check of", str(scenario.get("name", MISSING))),
+                *((role, str(scenario[role])) for role in _TARGET_ROLES if scenario.get(role)),
+                ("network", str(scenario.get("network", MISSING))),
+                ("started", str(scenario.get("start", MISSING))),
+                ("wall time", duration(metrics.get("wall_seconds"))),
+                ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or MISSING))
     city_doc = metrics.get("city")
     speed = scenario.get("speed")
     return (("scenario", str(scenario.get("name", MISSING))),
@@ -337,6 +352,10 @@ def _facts(results: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 def _command(scenario: Mapping[str, Any]) -> str | None:
     """``chargetwin run <scenario source> --seed N --speed S --duration D``: the command that runs it again
     (the duration too, since ``--duration`` may have cut the scenario's)."""
+    if _is_check(scenario):
+        options = [f"--{role} {shlex.quote(str(scenario[role]))}" for role in _TARGET_ROLES if scenario.get(role)]
+        network = f" --network {shlex.quote(str(scenario['network']))}" if scenario.get("network") else ""
+        return f"chargetwin check {' '.join(options)}{network}"
     where = scenario.get("source") or scenario.get("name")
     if not where:
         return None

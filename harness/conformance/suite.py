@@ -129,8 +129,10 @@ class _Printer(Consumer):
 async def run_check(target: CheckTarget, *, out: Path, console: Console) -> int:
     """Run every phase against ``target``, write the results into ``out``; 0 conform, 1 not."""
     began = time.monotonic()
+    named = {"redis": redacted_url(target.redis) if target.redis else None, "cms": target.cms, "ocpp": target.ocpp}
     header = RunHeader(scenario={"name": "check", "network": target.network, "backend": target.backend,
-                                 "gateway": target.gateway, "start": datetime.now().astimezone().isoformat()},
+                                 "gateway": target.gateway, **{k: v for k, v in named.items() if v},
+                                 "start": datetime.now().astimezone().isoformat()},
                        tariffs=target.tariffs or {})
     out.mkdir(parents=True, exist_ok=True)
     warnings = SeedWarnings()

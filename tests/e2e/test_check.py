@@ -159,3 +159,5 @@ def test_the_report_of_a_check_lists_its_cases_and_its_warnings_apart(conforming
     warned = {row["data-warning"] for row in page.select("#warning-table tbody tr")}
     assert warned == set(results["warnings"]["rules"]) and "transaction_id_null" in warned
     assert "cases met" in page.select_one(".counts").get_text()
+    again = page.select_one("[data-command]").get_text()
+    assert again.startswith("chargetwin check --backend http://127.0.0.1:") and "--ocpp ws://" in again
