@@ -90,6 +90,9 @@ def sampled_values(sample: ev.MeterSample) -> list[dict[str, str]]:
     return values
 
 
+_RESET_DELAY_S = 0.5
+"""Seconds between answering a Reset and rebooting (closing the connection)."""
+
 _TRIGGERED = frozenset({"BootNotification", "Heartbeat", "StatusNotification"})
 """What a TriggerMessage may ask for and get (the others are NotImplemented)."""
 
@@ -168,7 +171,13 @@ class _Client(OcppChargePoint):
 
     @after(Action.reset)
     def after_reset(self, type: str, **_: Any) -> None:
-        self._owner.spawn(self._websocket.close(1000, f"{type} reset"))  # it reconnects and boots again
+        self._owner.spawn(self._reboot(type))
+
+    async def _reboot(self, kind: str) -> None:
+        """Leave a moment for the answer to be read (a close right behind it can overtake it on the central
+        system's side), then close: the charge point reconnects and boots again."""
+        await asyncio.sleep(_RESET_DELAY_S)
+        await self._websocket.close(1000, f"{kind} reset")
 
     @on(Action.unlock_connector)
     def on_unlock_connector(self, connector_id: int, **_: Any) -> call_result.UnlockConnector:
