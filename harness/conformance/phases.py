@@ -70,10 +70,6 @@ class Phase:
         self.cases.append(Case(self.name, name, passed, message, spec, warning=ruling and not passed))
         return passed
 
-    @property
-    def failed(self) -> list[Case]:
-        return [c for c in self.cases if not c.passed and not c.warning]
-
 
 @dataclass(frozen=True, slots=True)
 class TestUser:
