@@ -58,6 +58,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_fanout.py")
     session.run("python", "benchmarks/bench_http.py")
     session.run("python", "benchmarks/bench_memory.py")
+    session.run("python", "benchmarks/bench_soak.py")
 
 
 @nox.session(python=PYTHON)

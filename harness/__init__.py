@@ -8,5 +8,6 @@
 - :mod:`.checks`: the ten checks, online: each decides as soon as it is
   certain, in memory that follows what is live, not the run's length.
 - :mod:`.run`: a scenario run against the reference stack;
-  :mod:`.replay`: a trace file read back into the same pipeline.
+  :mod:`.replay`: a trace file read back into the same pipeline;
+  :mod:`.recording`: the trace of a served stack (``serve --record``).
 """

@@ -121,6 +121,13 @@ def judge(thresholds: Thresholds, *, violations: int, metrics: Mapping[str, Any]
     share = model.get("balk_share") if isinstance(model, Mapping) else None
     if thresholds.max_balk_share is not None and isinstance(share, int | float):
         found.append(_limit("balk_share", share * 100, thresholds.max_balk_share * 100, " %", what="balk share"))
+    apps = metrics.get("app_violations")  # a recorded serve session: what the apps sent, judged live
+    if isinstance(apps, Mapping) and _number(apps.get("total")):
+        rules = ", ".join(f"{rule} {count}" for rule, count in dict(apps.get("by_rule") or {}).items())
+        found.append(Threshold("app_violations", 0, apps["total"], "", apps["total"] == 0,
+                               "the apps sent nothing that breaks the contract" if apps["total"] == 0 else
+                               f"the apps broke the contract {apps['total']:,} time{'' if apps['total'] == 1 else 's'} "
+                               f"as they went ({rules})"))
     found.append(Threshold("run_complete", None, None, "", complete,
                            "the run ran its whole duration" if complete else f"the run stopped early: {stopped}"))
     return found

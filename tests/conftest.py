@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("dev", deadline=None)
 settings.register_profile("thorough", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# No test writes serve's state into the user's own data folder (a test that means to names its own).
+os.environ.setdefault("CHARGETWIN_STATE", tempfile.mkdtemp(prefix="chargetwin-test-state-"))
 
 EXAMPLES = CONTRACTS_DIR / "examples"
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_3059bdbbd16f9258.txt"

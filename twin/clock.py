@@ -53,6 +53,14 @@ class SimClock:
         self._wall0 = self._monotonic()
         self._held = False
 
+    def set_speed(self, speed: float) -> None:
+        """Run at ``speed`` from now on; simulated time goes on from where it stands (no jump)."""
+        if speed <= 0:
+            raise ValueError("speed must be above 0")
+        if not self._held:
+            self._wall0 = self._monotonic() - self.sim_seconds() / speed
+        self.speed = speed
+
     def sim_seconds(self) -> float:
         if self._held:  # ``held=True``: the clock stands at the start until begin()
             return 0.0

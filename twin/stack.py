@@ -22,12 +22,16 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from fastapi import APIRouter
 
 from .clock import SimClock, WallClock
+from .control import TwinControl
+from .control_api import control_router
 from .model import events as ev
 from .model.config import Scenario
 from .model.world import App, World
 from .runner import ModelRunner
+from .services.appwatch import AppWatch
 from .services.auth import issue_token
 from .services.backend.server import Backend
 from .services.chargepoints import ChargePointFleet
@@ -86,6 +90,9 @@ class Stack:
     service's own transport, and with it the connection limits set on the
     client: give the inner transport those limits. None keeps the services'
     own. ``on_lag`` is told each model step's lag behind the clock (:class:`ModelRunner`).
+    ``watch_apps`` checks every request and frame apps send against the
+    contracts (``self.watch``, listed at ``GET /twin/violations``): what
+    ``chargetwin serve`` does for people's apps.
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
@@ -94,7 +101,7 @@ class Stack:
                  ocpp_tap: Callable[[str, str, str], None] | None = None,
                  cms_transport: httpx.AsyncBaseTransport | None = None,
                  events_transport: httpx.AsyncBaseTransport | None = None,
-                 on_lag: Callable[[float], None] | None = None) -> None:
+                 on_lag: Callable[[float], None] | None = None, watch_apps: bool = False) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
@@ -105,6 +112,8 @@ class Stack:
         self._cms_client = None if cms_transport is None else httpx.AsyncClient(transport=cms_transport)
         self._events_transport = events_transport
         self._on_lag = on_lag
+        # what apps send, judged live (GET /twin/violations): for people's apps (serve), not the run's own
+        self.watch = AppWatch(secret=self.settings.jwt_secret) if watch_apps else None
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
         self.clock: SimClock | None = None
         self.redis: aioredis.Redis | None = None
@@ -134,13 +143,13 @@ class Stack:
         stations = [station.spec for station in self.world.network.stations]
         self.redis = aioredis.from_url(self.redis_server.url)
         self.backend = Backend(settings=settings, stations=stations, users=self.users, clock=self.clock,
-                               redis=self.redis, cms=self._cms_client)
+                               redis=self.redis, cms=self._cms_client, routers=self._routers(), watch=self.watch)
         await self.backend.start()
         self.cms = Cms(settings=settings, stations=stations, clock=self.clock,
                        first_transaction_id=self.backend.service.next_transaction_id(), ocpp_tap=self._ocpp_tap,
                        delivery_transport=self._events_transport)
         await self.cms.start()
-        self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url)
+        self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url, watch=self.watch)
         await self.gateway.start()
         self.world.subscribe(self._maintenance_to_backend)
         self.fleet = ChargePointFleet(self.world, settings, self.clock)
@@ -168,6 +177,14 @@ class Stack:
         if self.cms.delivery is not None and not await self.cms.delivery.wait_idle(timeout):
             log.warning("the CMS still had %d boot events to deliver after %.0f s; starting the run anyway",
                         self.cms.delivery.pending, timeout)
+
+    def _routers(self) -> list[APIRouter]:
+        """The twin's control API (``/twin/``) for the backend."""
+        s = self.settings
+        info = {"scenario": self.scenario.name, "backend_url": s.backend_url, "gateway_url": s.gateway_url,
+                "cms_url": s.cms_url, "ocpp_url": s.ocpp_url, "users": len(self.users),
+                "control_api": bool(s.admin_token)}
+        return [control_router(TwinControl(self), s, info=info)]
 
     @staticmethod
     def _concrete(settings: Settings, redis_url: str) -> Settings:
@@ -200,8 +217,21 @@ class Stack:
         await self.backend.stop()
         await asyncio.sleep(downtime)
         self.backend = Backend(settings=self.settings, stations=[s.spec for s in self.world.network.stations],
-                               users=self.users, clock=self.clock, redis=self.redis, cms=self._cms_client)
+                               users=self.users, clock=self.clock, redis=self.redis, cms=self._cms_client,
+                               routers=self._routers(), watch=self.watch)
         await self.backend.start()
+
+    async def stop_gateway(self) -> None:
+        """Stop the gateway (every app socket closed with 1001) until :meth:`start_gateway`."""
+        assert self.gateway is not None
+        await self.gateway.stop()
+
+    async def start_gateway(self) -> None:
+        """A new gateway on the same port, with the stack's watch on its apps."""
+        assert self.clock is not None and self.redis_server is not None
+        self.gateway = Gateway(settings=self.settings, clock=self.clock, redis_url=self.redis_server.url,
+                               watch=self.watch)
+        await self.gateway.start()
 
     async def stop(self) -> None:
         """Stop everything started, in reverse order. Safe to call twice."""

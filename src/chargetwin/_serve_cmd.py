@@ -9,14 +9,19 @@ import signal
 import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from ._serve_state import StateError, default_state_dir, open_state
 from ._service_options import DEFAULT_PORTS, RESERVED_USERS, add_listen_options, settings_from, user_lines
 from .twin.model.config import Scenario
 from .twin.scenario import ScenarioError, load_scenario
 from .twin.services.settings import Settings
+
+if TYPE_CHECKING:
+    from .harness.recording import Recording
 
 __all__ = ["add_serve_parser", "serve_scenario"]
 
@@ -42,8 +47,17 @@ def add_serve_parser(commands: Any) -> None:
                         help="simulated seconds per wall second (default 1: real time)")
     parser.add_argument("--start", choices=("now", "scenario"), default="now",
                         help="simulated clock starts at the current time (default) or at the scenario's start")
+    parser.add_argument("--state", metavar="DIR", type=Path,
+                        help="folder of the twin's state: sessions, statuses, the control API's token (default: "
+                             "CHARGETWIN_STATE, else chargetwin's folder in your platform's user data directory)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start with an empty state: forget every session and status of earlier runs")
     add_listen_options(parser, list(DEFAULT_PORTS), database=True)
     parser.add_argument("--show-users", type=int, default=5, metavar="N", help="test users to print (default 5)")
+    parser.add_argument("--record", metavar="DIR", type=Path,
+                        help="write everything sent and received while serving (the apps' REST calls and sockets, "
+                             "backend <-> CMS, OCPP, Redis) to DIR/trace.ndjson as it happens; judge it with "
+                             "'chargetwin validate DIR'")
     parser.set_defaults(run=_run)
 
 
@@ -51,9 +65,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario)
         settings = settings_from(args)
-    except (ScenarioError, ValueError) as error:
+        state = open_state(args.state or default_state_dir(), fresh=args.fresh)
+    except (ScenarioError, ValueError, StateError) as error:
         print(f"chargetwin: {error}", file=sys.stderr)
         return 2
+    settings = replace(settings, database=args.database or str(state.database),
+                       admin_token=settings.admin_token or state.admin_token())
     if args.speed <= 0:
         print("chargetwin: --speed must be above 0", file=sys.stderr)
         return 2
@@ -62,14 +79,19 @@ def _run(args: argparse.Namespace) -> int:
                                              duration=SERVE_HORIZON.total_seconds()))
     try:
         return asyncio.run(serve_scenario(scenario, settings=settings, speed=args.speed,
-                                          show_users=args.show_users))
+                                          show_users=args.show_users, record=args.record))
     except KeyboardInterrupt:
         return 0
 
 
 async def serve_scenario(scenario: Scenario, *, settings: Settings, speed: float, show_users: int = 5,
-                         stop: asyncio.Event | None = None, console: Console | None = None) -> int:
-    """Run the stack until ``stop`` is set (or SIGINT/SIGTERM); the exit code."""
+                         stop: asyncio.Event | None = None, console: Console | None = None,
+                         record: Path | None = None) -> int:
+    """Run the stack until ``stop`` is set (or SIGINT/SIGTERM); the exit code.
+
+    ``record``: a folder where the trace of everything the stack sends and receives is written as it
+    happens (``trace.ndjson``: :mod:`chargetwin.harness.recording`), closed once the stack stopped.
+    """
     from .twin.stack import Stack  # the services' imports are heavy; other commands do without them
 
     console = console or Console()
@@ -78,19 +100,49 @@ async def serve_scenario(scenario: Scenario, *, settings: Settings, speed: float
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    stack = Stack(scenario, settings=settings, speed=speed, reserved_users=RESERVED_USERS)
     try:
-        await stack.start()
-    except Exception as error:  # a port taken, Redis missing, ...: say what, not how
-        Console(stderr=True).print(f"chargetwin: cannot start the stack: {error}", markup=False)
+        recording = None if record is None else _recording(record)
+    except OSError as error:
+        Console(stderr=True).print(f"chargetwin: cannot record into {record}: {error.strerror or error}",
+                                   markup=False)
         return 2
+    make = Stack if recording is None else recording.stack
+    stack = make(scenario, settings=settings, speed=speed, reserved_users=RESERVED_USERS, watch_apps=True)
+    stopped: str | None = None
     try:
-        _print_banner(console, stack, speed, show_users)
-        await stop.wait()
-        console.print("stopping ...")
+        try:
+            await stack.start()
+            if recording is not None:
+                await recording.start()
+        except Exception as error:  # a port taken, Redis missing, ...: say what, not how
+            Console(stderr=True).print(f"chargetwin: cannot start the stack: {error}", markup=False)
+            stopped = f"the stack did not start: {error}"
+            await stack.stop()
+            return 2
+        try:
+            _print_banner(console, stack, speed, show_users)
+            console.print(f"What your app sends that breaks the contract is printed here and listed at "
+                          f"{stack.urls.backend}/twin/violations", markup=False, highlight=False, soft_wrap=True)
+            if recording is not None:
+                console.print(f"Recording everything to {recording.path}; judge it with: chargetwin validate "
+                              f"{record}", markup=False, highlight=False, soft_wrap=True)
+            await stop.wait()
+            console.print("stopping ...")
+        finally:
+            await stack.stop()
     finally:
-        await stack.stop()
+        if recording is not None:  # after the stack: the sockets' last closes are in the trace
+            await recording.close(stopped=stopped)
+            console.print(f"recorded {recording.records:,} records in {recording.path}", markup=False,
+                          highlight=False, soft_wrap=True)
     return 0
+
+
+def _recording(record: Path) -> Recording:
+    """The recording into the folder ``record``; OSError when it cannot be written."""
+    from .harness.recording import Recording  # the harness: only when recording
+
+    return Recording(record)
 
 
 def _print_banner(console: Console, stack: Any, speed: float, show_users: int) -> None:
@@ -106,6 +158,10 @@ def _print_banner(console: Console, stack: Any, speed: float, show_users: int) -
         f"  CMS REST   {urls.cms}   POST /api/charging/remote_start, /api/charging/stop",
         f"  OCPP 1.6J  {urls.ocpp}/{{charge_point_id}}   ({len(world.charge_points)} charge points)",
         f"  Redis      {urls.redis}",
+        f"  web app    {urls.backend}/app/   (the reference client: log in as a test user)",
+        f"  control    {urls.backend}/twin/   (header X-Twin-Token: {stack.settings.admin_token}; "
+        f"API at /twin/openapi.json)",
+        f"  state      {Path(stack.settings.database).parent}   (--fresh starts empty)",
         "",
     ]
     lines += user_lines(stack.users, stack.token, show_users)

@@ -39,7 +39,8 @@ def add_listen_options(parser: argparse.ArgumentParser, roles: Sequence[str], *,
                             help=f"where the {peer} is (default http://HOST:{DEFAULT_PORTS[peer]}; also "
                                  f"CHARGETWIN_{peer.upper()}_BASE_URL)")
     if database:
-        parser.add_argument("--database", help="SQLite file of the backend (default chargetwin.sqlite3)")
+        parser.add_argument("--database", help="SQLite file of the backend (default: chargetwin.sqlite3; for "
+                                               "serve, backend.sqlite3 in its state folder)")
     if redis:
         parser.add_argument("--redis", metavar="URL",
                             help="Redis to use (default REDIS_URL; without either, a private Redis is started)")

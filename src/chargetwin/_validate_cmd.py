@@ -59,7 +59,8 @@ def add_validate_parser(commands: Any) -> None:
         epilog="Exit codes: 0 every record conforms (a trace: its run passed), 1 violations found (a trace: its run "
                "failed), 2 unreadable or empty input.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file to check; '-' reads standard input")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="NDJSON file to check; '-' reads standard input; "
+                        "a folder: its trace.ndjson (chargetwin run --out, serve --record)")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text for people (default); json prints one JSON object per violation")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
@@ -147,7 +148,8 @@ def _open(name: str) -> Iterator[IO[bytes]]:
     if name == "-":
         yield sys.stdin.buffer
         return
-    with open(name, "rb") as stream:
+    # A folder is a run's or a recorded serve session's (run --out, serve --record): its trace.
+    with open(os.path.join(name, "trace.ndjson") if os.path.isdir(name) else name, "rb") as stream:
         yield stream
 
 

@@ -119,11 +119,14 @@ class App:
 
 
 @asynccontextmanager
-async def running_stack(scenario: Scenario, settings: Settings, *, speed: float = 60.0
+async def running_stack(scenario: Scenario, settings: Settings, *, speed: float = 60.0, **options: Any
                         ) -> AsyncIterator[tuple[Stack, Traffic]]:
-    """A started stack whose charge points have booted and reported, and a Redis tap on ``user:*``."""
+    """A started stack whose charge points have booted and reported, and a Redis tap on ``user:*``.
+
+    ``options`` go to :class:`Stack` (``ocpp_tap``, ``reserved_users``, ...).
+    """
     traffic = Traffic()
-    async with Stack(scenario, settings=settings, speed=speed) as stack:
+    async with Stack(scenario, settings=settings, speed=speed, **options) as stack:
         assert stack.fleet is not None
         await stack.fleet.wait_ready(timeout=10)
         tap = aioredis.from_url(stack.urls.redis)

@@ -10,7 +10,9 @@ WebSocket message is validated against the contracts: zero violations.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from stack_testkit import App, quiet, running_stack, settings_for
@@ -49,7 +51,11 @@ def test_the_four_flows_of_the_seed(tmp_path: Path) -> None:
             stopped = await driver.post("/api/charging/stop", {"charger_id": "CP001"})
             assert stopped.status_code == 200, stopped.text
             assert stopped.json()["data"]["session_id"] == session_id
-            await driver.wait_for(lambda m: m.get("event") == "session_stopped" and m["session_id"] == session_id)
+            (session_stopped,) = await driver.wait_for(
+                lambda m: m.get("event") == "session_stopped" and m["session_id"] == session_id)
+            # seed 1 and Example 4: the answer and the push tell the same figures (the charger's)
+            final = {k: session_stopped["data"][k] for k in ("energy_delivered", "duration")}
+            assert {k: stopped.json()["data"][k] for k in ("energy_delivered", "duration")} == final
             await driver.wait_for(lambda m: m["type"] == "active_session_update" and not m["has_active_session"],
                                   count=2)
             await asyncio.sleep(0.5)
@@ -65,6 +71,36 @@ def test_the_four_flows_of_the_seed(tmp_path: Path) -> None:
         assert {r.channel for r in traffic.records} >= {
             "backend:/api/charging/start", "backend:/api/charging/stop", "websocket",
             "redis:user:1:session_updates", "redis:user:1:notifications", "redis:user:2:charger_updates"}
+        assert traffic.violations() == []
+
+    asyncio.run(main())
+
+
+def test_a_charge_point_fault_reaches_every_app_as_status_changed(tmp_path: Path) -> None:
+    """The charge point's own status (StatusNotification connectorId 0) is the charger_update status_changed
+    (SPEC-NOTES N-05), from the simulated charge point through the CMS, the backend and Redis to each app."""
+    async def main() -> None:
+        async with running_stack(quiet(), settings_for(tmp_path)) as (stack, traffic), httpx.AsyncClient() as http:
+            apps = [App(stack, traffic, http), App(stack, traffic, http)]
+            for user_id, app in enumerate(apps, start=1):
+                await app.login(user_id)
+                await app.open()
+                await app.wait_for(lambda m: m["type"] == "active_session_update")
+
+            def whole(status: str) -> Callable[[dict[str, Any]], bool]:
+                return lambda m: (m.get("event") == "status_changed" and m["charger_id"] == "CP001"
+                                  and m["data"]["status"] == status and m["data"]["connector_id"] == 0)
+
+            stack.world.fault("CP001", "GroundFailure")
+            for app in apps:
+                (faulted,) = await app.wait_for(whole("Faulted"))
+                assert faulted["data"]["previous_status"] == "Available"
+                await app.wait_for(lambda m: m.get("event") == "error" and m["data"]["connector_id"] == 0)
+            stack.world.repair("CP001")
+            for app in apps:
+                await app.wait_for(whole("Available"))
+            for app in apps:
+                await app.close()
         assert traffic.violations() == []
 
     asyncio.run(main())

@@ -37,7 +37,7 @@ def _node() -> str:
 def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     command = [sys.executable, "-m", "chargetwin", "serve", "smoke", "--speed", "60", "--show-users", "1",
                "--backend-port", "0", "--cms-port", "0", "--ocpp-port", "0", "--gateway-port", "0",
-               "--database", str(tmp_path / "serve.sqlite3")]
+               "--state", str(tmp_path / "state")]
     env = dict(os.environ, CHARGETWIN_JWT_SECRET="node-client-test-secret-longer-than-thirty-two-bytes")
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     assert serve.stdout is not None

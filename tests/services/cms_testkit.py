@@ -101,7 +101,8 @@ class EventReceiver:
     """The backend's event endpoint, recording what the CMS posts.
 
     ``answer`` is the HTTP status to give (202 records the event; anything
-    else records nothing). :meth:`stop` and :meth:`start` again keep the port.
+    else records nothing); ``delay`` the seconds each event takes to be
+    taken (a busy backend). :meth:`stop` and :meth:`start` again keep the port.
     """
 
     def __init__(self, token: str = TOKEN) -> None:
@@ -109,6 +110,7 @@ class EventReceiver:
         self.events: list[dict[str, Any]] = []
         self.refused: list[dict[str, Any]] = []
         self.answer = 202
+        self.delay = 0.0
         self.port = 0
         self._server: _Embedded | None = None
         self._task: asyncio.Task[None] | None = None
@@ -119,6 +121,8 @@ class EventReceiver:
         body = await request.json()
         if request.headers.get("x-internal-token") != self.token:
             return Response(status_code=401)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.answer != 202:
             self.refused.append(body)
             return Response(status_code=self.answer)

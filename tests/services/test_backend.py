@@ -117,6 +117,20 @@ def test_login_gives_a_token_for_rest_and_the_gateway(tmp_path: Path, redis_serv
     run(tmp_path, redis_server, scenario)
 
 
+def test_the_backend_tells_the_gateway_its_users(tmp_path: Path, redis_server: RedisServer) -> None:
+    """``chargetwin:users``: the gateway refuses a valid token of anyone else, as the backend's 401 does."""
+    async def scenario(stack: Stack) -> None:
+        assert await stack.redis.smembers("chargetwin:users") == {b"1", b"2", b"3"}
+        await stack.redis.sadd("chargetwin:users", "999")  # a user of some earlier run
+        await stack.restart_backend()
+        assert await stack.redis.smembers("chargetwin:users") == {b"1", b"2", b"3"}
+        token = issue_token(999, secret=SECRET, ttl_s=60, now=datetime.now(UTC))
+        error(await stack.post("/api/charging/start", {"charger_id": "CP001"}, token=token), 401,
+              "Invalid authentication token")
+
+    run(tmp_path, redis_server, scenario)
+
+
 # --- the happy path -------------------------------------------------------------------------------
 
 

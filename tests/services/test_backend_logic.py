@@ -203,7 +203,8 @@ def test_meter_value_carries_everything_the_app_shows() -> None:
     logic = make_logic()
     active_session(logic)
     first = conforming(logic.handle(meter_event("CP001", 789, wh=3000, soc=40, at=600), now=NOW))
-    assert first[0][1]["data"]["time_remaining"] == 0  # one SoC sample: the capacity is not known yet
+    # one SoC sample tells no capacity: a default one
+    assert first[0][1]["data"]["time_remaining"] == round(0.6 * msg.DEFAULT_CAPACITY_KWH / 22.0 * 3600)
     (delivery,) = conforming(logic.handle(meter_event("CP001", 789, wh=6000, soc=50, power=22.0, at=1200),
                                           now=NOW + timedelta(seconds=1201)))
     channel, message = delivery
@@ -219,7 +220,45 @@ def test_meter_value_carries_everything_the_app_shows() -> None:
         "charging_duration": 1200, "charging_duration_display": "20 min", "output_power": 22.0,
         "output_power_unit": "kW", "energy_delivered": 6.0, "power": 22.0, "voltage": 230.0,
         "current": round(22000 / 230, 1), "meter_value": 6000, "timestamp": "2025-01-29T12:20:00Z"}
-    assert message["timestamp"] == "2025-01-29T12:20:01.000+00:00"  # published now; data.timestamp: measured
+    assert message["timestamp"] == "2025-01-29T12:20:01.000Z"  # published now; data.timestamp: measured
+
+
+def test_the_first_meter_value_tells_a_time_remaining_from_a_default_capacity() -> None:
+    """The first sample has one SoC: no capacity can be inferred yet, and 0 would say the battery is full."""
+    logic = make_logic()
+    active_session(logic)
+    ((_, message),) = conforming(logic.handle(meter_event("CP001", 789, wh=100, soc=20, power=11.0, at=60),
+                                              now=NOW))
+    remaining = round(0.8 * msg.DEFAULT_CAPACITY_KWH / 11.0 * 3600)
+    assert (message["data"]["time_remaining"], message["data"]["time_remaining_display"]) == (
+        remaining, format_duration(remaining))
+
+
+def test_a_gain_of_few_soc_points_infers_no_capacity() -> None:
+    """Whole per cent SoC: 1 point in 0.3 kWh could be anything from 0.5 to 1.5 points; the default stays."""
+    logic = make_logic()
+    active_session(logic)
+    logic.handle(meter_event("CP001", 789, wh=100, soc=20, at=60), now=NOW)
+    ((_, message),) = conforming(logic.handle(meter_event("CP001", 789, wh=400, soc=21, at=120), now=NOW))
+    assert message["data"]["time_remaining"] == round(0.79 * msg.DEFAULT_CAPACITY_KWH / 22.0 * 3600)
+    ((_, message),) = conforming(logic.handle(meter_event("CP001", 789, wh=1600, soc=25, at=300), now=NOW))
+    capacity = 1.5 / 5 * 100  # 1.5 kWh for 5 points: inferred
+    assert message["data"]["time_remaining"] == round(0.75 * capacity / 22.0 * 3600)
+
+
+def test_a_paused_car_gets_the_time_at_the_chargers_full_power() -> None:
+    logic = make_logic()
+    active_session(logic)  # CP001: 22 kW
+    ((_, message),) = conforming(logic.handle(meter_event("CP001", 789, wh=100, soc=50, power=0.0), now=NOW))
+    assert message["data"]["time_remaining"] == round(0.5 * msg.DEFAULT_CAPACITY_KWH / 22.0 * 3600)
+
+
+@given(soc=st.integers(0, 100), power=st.floats(0.0, 400.0), wh=st.integers(0, 200_000))
+def test_time_remaining_is_0_only_for_a_full_battery(soc: int, power: float, wh: int) -> None:
+    logic = make_logic()
+    active_session(logic)
+    ((_, message),) = conforming(logic.handle(meter_event("CP001", 789, wh=wh, soc=soc, power=power), now=NOW))
+    assert (message["data"]["time_remaining"] == 0) == (soc == 100)
 
 
 def test_meter_value_keeps_a_time_remaining_the_charge_point_sent_and_its_last_soc() -> None:
@@ -269,7 +308,7 @@ def test_how_a_session_ends_decides_the_event(reason: str, requested: bool, stat
     else:
         assert (end["energy_delivered"], end["duration"], end["meter_stop"]) == (14.5, 3600, 15500)
     assert sent[1][1] == {"type": "active_session_update", "has_active_session": False, "data": None,
-                          "timestamp": "2025-01-29T13:00:01.000+00:00"}
+                          "timestamp": "2025-01-29T13:00:01.000Z"}
     assert sent[2][1]["title"] == title
     assert effects.keys == {ACTIVE_SESSION_KEY.format(user_id=1): None}
     assert logic.open_session_of(1) is None
@@ -326,6 +365,22 @@ def test_stop_answers_energy_and_duration_so_far() -> None:
     assert delivery[1]["action"] == "stop_charging" and delivery[1]["data"]["success"] is True
 
 
+def test_a_stop_answered_after_stop_transaction_tells_what_session_stopped_tells() -> None:
+    """Seed 1 and Example 4: the stop response and session_stopped show the same energy and duration.
+    The reference CMS answers a stop once StopTransaction reached the backend: the answer then tells the
+    charger's figures, not the time until the answer."""
+    logic = make_logic()
+    session = active_session(logic)
+    logic.handle(meter_event("CP001", 789, wh=5500), now=NOW)
+    sent = conforming(logic.handle(stopped_event("CP001", 789, meter_stop=7000, reason="Remote", at=180),
+                                   now=NOW + timedelta(seconds=181)))
+    (stopped,) = [m for _, m in sent if m.get("event") == "session_stopped"]
+    data, _ = logic.stop_accepted(session, now=NOW + timedelta(seconds=184))
+    assert (data["duration"], data["energy_delivered"]) == (180, 6.0)
+    assert (data["duration"], data["energy_delivered"]) == (stopped["data"]["duration"],
+                                                            stopped["data"]["energy_delivered"])
+
+
 def test_a_refused_stop_leaves_the_session_running() -> None:
     logic = make_logic()
     session = active_session(logic)
@@ -369,6 +424,26 @@ def test_an_error_code_adds_an_error_event_and_connector_0_is_the_charge_point()
     assert [e for _, _, e in kinds(sent)][::2] == ["status_changed", None]
     assert conforming(logic.handle(status_event("CP999", 1, "Available"), now=NOW)) == []
     assert conforming(logic.handle(status_event("CP003", 2, "Available"), now=NOW)) == []
+
+
+def test_the_charge_points_own_status_reaches_apps_and_leaves_the_counts_alone() -> None:
+    """Connector 0 (SPEC-NOTES N-05): a status_changed and, for a fault, an error; no connector of the map."""
+    logic = make_logic()
+    available(logic, ("CP001", 1), ("CP001", 2))
+    before = conforming(logic.handle(status_event("CP001", 2, "Available"), now=NOW))[-1][1]
+    sent = conforming(logic.handle(status_event("CP001", 0, "Faulted", error_code="GroundFailure"), now=NOW))
+    assert kinds(sent)[::2] == [("user:1:charger_updates", "charger_update", "status_changed"),
+                                ("user:1:charger_updates", "charger_update", "error"),
+                                ("user:1:charger_updates", "charger_status_update", None)]
+    assert sent[0][1]["data"] == {"status": "Faulted", "previous_status": None, "connector_id": 0,
+                                  "timestamp": "2025-01-29T12:00:00Z"}
+    assert sent[2][1]["data"]["connector_id"] == 0
+    after = sent[4][1]
+    assert after["data"] | {"timestamp": None} == before["data"] | {"timestamp": None}  # counts: connectors 1..n
+    assert [c["connector_id"] for c in after["data"]["connector_status"]] == [1, 2]
+    again = conforming(logic.handle(status_event("CP001", 0, "Available"), now=NOW))
+    assert again[0][1]["data"]["previous_status"] == "Faulted"
+    assert [s["available_connectors"] for s in logic.charger_list()] == [2, 0]
 
 
 def test_maintenance_turns_the_station_red_and_back() -> None:
@@ -469,8 +544,9 @@ def test_time_remaining_shrinks_as_the_battery_fills(soc: int, power: float, cap
     now = msg.estimate_time_remaining(soc=soc, power_kw=power, capacity_kwh=capacity)
     later = msg.estimate_time_remaining(soc=min(100, soc + 1), power_kw=power, capacity_kwh=capacity)
     assert now is not None and later is not None and 0 <= later <= now
+    assert (now == 0) == (soc == 100)  # a full battery, and only a full one, has nothing to go
     assert msg.estimate_time_remaining(soc=None, power_kw=power, capacity_kwh=capacity) is None
-    assert msg.estimate_time_remaining(soc=soc, power_kw=0, capacity_kwh=capacity) is None
+    assert msg.estimate_time_remaining(soc=soc, power_kw=0, capacity_kwh=capacity) == (0 if soc == 100 else None)
 
 
 # --- the store and a restart ---------------------------------------------------------------------
@@ -511,3 +587,47 @@ def test_the_store_gives_back_what_a_restarted_logic_needs(tmp_path: Path) -> No
     store.sync_users(make_users([(9, "RFID009")]))
     assert store.check_password("user1@chargetwin.example", "chargetwin") is None
     store.close()
+
+
+# --- a restarted world ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["Available", "Preparing"])
+def test_a_charger_that_reports_free_a_connector_with_an_active_session_ends_it(status: str) -> None:
+    logic = make_logic()
+    session = active_session(logic)
+    logic.handle(meter_event("CP001", 789, wh=4200, soc=40, at=600), now=NOW)
+    sent = conforming(logic.handle(status_event("CP001", 1, status), now=NOW + timedelta(minutes=20)))
+    mine = [(m["type"], m.get("event"), m.get("has_active_session")) for c, m in sent if c.startswith("user:1:")
+            and not c.endswith("charger_updates")]
+    assert mine == [("session_update", "session_error", None), ("active_session_update", None, False),
+                    ("notification", None, None)]
+    error = next(m for _, m in sent if m.get("event") == "session_error")
+    assert error["data"]["error"] == "Session lost" and status in error["data"]["message"]
+    assert session.status == SessionStatus.ERROR and session.energy_kwh == 4.2  # billed to the last meter value
+    assert logic.open_session_of(1) is None
+    again, _ = logic.begin_start(1, "CP001", 1, now=NOW)  # the user can charge again
+    assert again.session_id != session.session_id
+
+
+@pytest.mark.parametrize("status", ["Charging", "SuspendedEV", "Finishing", "Unavailable", "Faulted"])
+def test_a_status_that_can_carry_a_transaction_leaves_the_session_alone(status: str) -> None:
+    logic = make_logic()
+    session = active_session(logic)
+    sent = conforming(logic.handle(status_event("CP001", 1, status), now=NOW))
+    assert session.status == SessionStatus.ACTIVE and logic.open_session_of(1) is session
+    assert not [m for _, m in sent if m.get("event") == "session_error"]
+
+
+def test_reconcile_fails_a_start_left_half_done_and_ends_sessions_on_chargers_gone() -> None:
+    logic = make_logic()
+    gone = active_session(logic, user_id=1, charger_id="CP001", tx=1)
+    available(logic, ("CP002", 1))
+    half, _ = logic.begin_start(2, "CP002", 1, now=NOW)
+    kept = [s for s in STATIONS if all(cp.id != "CP001" for cp in s.charge_points)]
+    restarted = BackendLogic(Network(kept), Users(USERS), sessions=[gone, half], next_session_id=3)
+    sent = conforming(restarted.reconcile(now=NOW))
+    assert {(c, m.get("event")) for c, m in sent if m["type"] == "session_update"} == {
+        ("user:1:session_updates", "session_error"), ("user:2:session_updates", "session_error")}
+    assert (gone.status, half.status) == (SessionStatus.ERROR, SessionStatus.FAILED)
+    assert restarted.open_session_of(1) is None and restarted.open_session_of(2) is None

@@ -192,6 +192,23 @@ def test_rest_remote_start_and_stop_go_through_the_model(validator: Validator) -
     run(main())
 
 
+def test_a_stop_is_answered_once_its_stop_transaction_reached_the_backend(validator: Validator) -> None:
+    """So that the backend's answer to the app tells the charger's final energy and duration, as session_stopped
+    does (seed 1, Example 4), even when the backend is slow to take events."""
+    async def main() -> None:
+        async with twin() as t:
+            status, body = await t.post(REMOTE_START, {"charger_id": "CP001", "id_tag": "TAG00000003"})
+            assert status == 200, body
+            (started,) = await t.receiver.wait_for(1, "session_started")
+            t.receiver.delay = 0.3
+            status, body = await t.post(STOP, {"charger_id": "CP001"})
+            assert status == 200, body
+            (stopped,) = t.receiver.of("session_stopped")
+            assert stopped["transaction_id"] == body["data"]["transaction_id"] == started["transaction_id"]
+            assert_valid(validator, t.receiver.events)
+    run(main())
+
+
 def assert_answer_precedes_its_consequences(frames: list[tuple[str, str, list[Any]]]) -> None:
     """OCPP 1.6: the RemoteStartTransaction.conf reaches the CMS before the requests the start set off."""
     def index(direction: str, predicate: Any) -> int:
@@ -234,6 +251,34 @@ def test_change_availability_reaches_the_model(validator: Validator) -> None:
             await eventually(lambda: t.statuses("CP001", 2)[-1:] == ["Available"])
             assert t.world.remote_start("CP001", 1, "TAG00000001")
             assert await t.cms.change_availability("CP001", 1, operative=False) == "Scheduled"
+            assert_valid(validator, t.receiver.events)
+    run(main())
+
+
+def test_the_charge_point_reports_its_own_status_on_connector_0(validator: Validator) -> None:
+    """OCPP 1.6 StatusNotification connectorId 0: at boot, then whenever the charge point as a whole faults,
+    recovers or becomes unavailable (SPEC-NOTES N-05: the backend's ``status_changed``)."""
+    async def main() -> None:
+        async with twin() as t:
+            await t.receiver.wait_for(5)
+            t.world.fault("CP002", "GroundFailure")
+            await eventually(lambda: t.statuses("CP002", 1)[-1:] == ["Faulted"])
+            whole = [e for e in t.receiver.events if e["charger_id"] == "CP002" and e["data"]["connector_id"] == 0]
+            assert [(e["data"]["status"], e["data"]["error_code"]) for e in whole] == [
+                ("Available", None), ("Faulted", "GroundFailure")]
+            order = [e["data"]["connector_id"] for e in t.receiver.events if e["charger_id"] == "CP002"]
+            assert order[-2:] == [0, 1]  # the charge point, then its connector
+            t.world.repair("CP002")
+            await eventually(lambda: t.statuses("CP002", 0)[-1:] == ["Available"])
+
+            assert await t.cms.change_availability("CP001", 0, operative=False) == "Accepted"
+            await eventually(lambda: t.statuses("CP001", 0)[-1:] == ["Unavailable"])
+            assert t.statuses("CP001", 1)[-1] == t.statuses("CP001", 2)[-1] == "Unavailable"
+            assert await t.cms.change_availability("CP001", 0, operative=True) == "Accepted"
+            await eventually(lambda: t.statuses("CP001", 0)[-1:] == ["Available"])
+            await t.settled()
+            assert t.statuses("CP001", 0) == ["Available", "Unavailable", "Available"]
+            assert t.statuses("CP002", 0) == ["Available", "Faulted", "Available"]
             assert_valid(validator, t.receiver.events)
     run(main())
 

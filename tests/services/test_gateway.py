@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import seed_message
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chargetwin.contracts import Validator
 from chargetwin.twin.services.auth import issue_token
@@ -27,6 +27,7 @@ from chargetwin.twin.services.gateway import (
     ACTIVE_SESSION_KEY,
     CHARGER_LIST_KEY,
     CONNECTED_USERS_KEY,
+    USERS_KEY,
     Gateway,
     GatewayStartError,
 )
@@ -208,6 +209,44 @@ async def test_past_max_connections_the_gateway_closes_1008_server_at_capacity(
         assert (await receive(fourth))["type"] == "connected", "capacity counts concurrent connections"
         await second.close()
         await fourth.close()
+
+
+@asynctest
+async def test_a_valid_token_of_a_user_the_backend_does_not_know_closes_1008(
+        redis_server: RedisServer, validator: Validator) -> None:
+    """The backend lists its users in ``chargetwin:users``; it answers 401 for user 999's token, and so does the
+    gateway, in its own way (seed, Error Handling: 1008 "Invalid authentication token")."""
+    await flush(redis_server.url)
+    async with redis_client(redis_server.url) as r:
+        await r.sadd(USERS_KEY, "1", "2")
+        try:
+            async with running(redis_server.url) as gateway:
+                known = await open_app(gateway, 1)
+                assert (await receive(known))["type"] == "connected"
+                stranger = await open_app(gateway, 999)
+                close = await closed_with(stranger)
+                assert close == {"code": 1008, "reason": "Invalid authentication token"}
+                conforms(validator, close, "close")
+                assert gateway.metrics().rejected == {"Invalid authentication token": 1}
+                assert await r.hget(CONNECTED_USERS_KEY, "999") is None, "never counted as connected"
+                await eventually(lambda: gateway.metrics().connections == 1)
+                await known.close()
+        finally:
+            await r.delete(USERS_KEY)
+
+
+@pytest.mark.parametrize("path", ["/ws", "/gateway/", "/user/1", "/index.html"])
+@asynctest
+async def test_a_path_other_than_the_root_is_refused_404_at_the_handshake(
+        redis_server: RedisServer, path: str) -> None:
+    async with running(redis_server.url) as gateway:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"{gateway.url}{path}?token={token(1)}", ping_interval=None, open_timeout=5)
+        assert refused.value.response.status_code == 404
+        assert gateway.metrics().connections == 0
+        ws = await open_app(gateway, 1)  # the root still works
+        assert (await receive(ws))["type"] == "connected"
+        await ws.close()
 
 
 # --- on connect ---------------------------------------------------------------------

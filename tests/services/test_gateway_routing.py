@@ -27,7 +27,9 @@ from chargetwin.twin.services.gateway.routing import (
     Admitted,
     Router,
     parse_channel,
+    path_allowed,
     token_from_path,
+    user_rejection,
 )
 
 users = st.integers(min_value=1, max_value=10**12)
@@ -103,6 +105,20 @@ def test_a_channel_routes_only_in_its_canonical_form(channel: str) -> None:
 ])
 def test_token_from_the_query_string(path: str, token: str | None) -> None:
     assert token_from_path(path) == token
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/", True), ("/?token=abc", True), ("/?token=a&x=1", True),
+    ("/ws", False), ("/ws?token=abc", False), ("/gateway/", False), ("//", False), ("/%2F", False),
+])
+def test_the_gateway_is_at_the_root(path: str, allowed: bool) -> None:
+    assert path_allowed(path) is allowed
+
+
+def test_a_user_the_backend_does_not_list_is_refused_as_an_invalid_token() -> None:
+    assert user_rejection(registry=True, member=False) is INVALID_TOKEN
+    assert user_rejection(registry=True, member=True) is None
+    assert user_rejection(registry=False, member=False) is None, "no list (another backend): cannot tell, admit"
 
 
 # --- admission ----------------------------------------------------------------------

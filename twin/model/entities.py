@@ -32,12 +32,13 @@ class Connector:
     driver: Driver | None = None
     session: Session | None = None
     inoperative: bool = False
+    fault_code: str | None = None  # a fault of this connector alone (the twin's control API); None: none
 
     @property
     def free(self) -> bool:
         """Nobody plugged in, and nothing keeps a driver from plugging in."""
-        return (self.driver is None and not self.inoperative and not self.charge_point.faulted
-                and not self.charge_point.station.under_maintenance)
+        return (self.driver is None and not self.inoperative and self.fault_code is None
+                and not self.charge_point.faulted and not self.charge_point.station.under_maintenance)
 
     @property
     def register_wh(self) -> int:

@@ -36,11 +36,19 @@ from typing import Any, Protocol
 import simpy
 
 from . import events as ev
-from .config import AppBehaviour, DemandSpec, Distribution, MaintenanceWindow, Scenario
+from .config import (
+    AppBehaviour,
+    ChargePointSpec,
+    DemandSpec,
+    Distribution,
+    MaintenanceWindow,
+    Scenario,
+    StationSpec,
+)
 from .demand import arrival_times, hourly_rates, local_seconds
 from .entities import ChargePoint, Connector, Driver, Session, Station, Waiter
 from .exceptions import UnknownTargetError
-from .network import NearestIndex, build_fleet, build_network
+from .network import KM_PER_DEG, NearestIndex, build_fleet, build_network
 from .physics import ChargeCurve, dc_current, dc_voltage
 
 __all__ = ["UNPLUG_DELAY", "App", "DirectApp", "Sink", "World", "browsing_demand", "draw"]
@@ -135,9 +143,7 @@ class World:
         self._drivers_by_tag = {d.id_tag: d for d in self.drivers}
         self.stations = {s.id: s for s in self.network.stations}
         self.charge_points = {cp.id: cp for cp in self.network.charge_points()}
-        by_kind = {kind: [s for s in self.network.stations if kind in s.kinds()] for kind in ("AC", "DC")}
-        self._nearest = {kind: NearestIndex(stations) for kind, stations in by_kind.items()}
-        self._has_kind = {kind: bool(stations) for kind, stations in by_kind.items()}
+        self._index_stations()
         self._local_offset = local_seconds(scenario.run.start)
         self._sinks: list[Sink] = list(sinks)
         self.app: App = app or DirectApp(self)
@@ -232,6 +238,160 @@ class World:
                 session.curve = self._curve(cp, session.driver)
                 if session.changed is not None and not session.changed.triggered:
                     session.changed.succeed()
+
+    # --- commands of the twin's operator (the control API) -----------------------------
+
+    def fault(self, charge_point_id: str, error_code: str, *, connector_id: int | None = None) -> None:
+        """Fault a whole charging point (``connector_id`` None) or one connector: its session ends
+        (StopTransaction ``Other``) and it reports Faulted with ``error_code`` until :meth:`repair`."""
+        cp = self.charge_point(charge_point_id)
+        targets = cp.connectors if connector_id is None else [self.connector(charge_point_id, connector_id)]
+        if connector_id is None:
+            cp.faulted = True
+            self._emit(ev.Fault(self.env.now, cp.station.id, cp.id, error_code))
+        for connector in targets:
+            if connector_id is not None:  # the connector reports its fault first, then ends the transaction
+                connector.fault_code = error_code
+                self._set_status(connector, "Faulted", error_code)
+            if connector.session is not None and connector.session.stop_reason is None:
+                self._stop(connector.session, "Other", error_code=error_code)
+            self._set_status(connector, "Faulted", error_code)
+        self._dismiss_waiters(cp.station)
+
+    def repair(self, charge_point_id: str, *, connector_id: int | None = None) -> None:
+        """End a fault of :meth:`fault` (the whole charging point, or one connector)."""
+        cp = self.charge_point(charge_point_id)
+        targets = cp.connectors if connector_id is None else [self.connector(charge_point_id, connector_id)]
+        if connector_id is None and cp.faulted:
+            cp.faulted = False
+            self._emit(ev.Repair(self.env.now, cp.station.id, cp.id))
+        for connector in targets:
+            connector.fault_code = None
+            if connector.driver is None:
+                self._release(connector)
+
+    def set_under_maintenance(self, station_id: str, under: bool) -> None:
+        """Drivers avoid a station under maintenance (the OCPP side goes through ChangeAvailability)."""
+        station = self._station(station_id)
+        station.under_maintenance = under
+        if under:
+            self._dismiss_waiters(station)
+        for cp in station.charge_points:
+            for connector in cp.connectors:
+                if connector.driver is None:
+                    self._release(connector)
+
+    def add_station(self, spec: StationSpec) -> Station:
+        """A new station, open from now on (its connectors Available, registers at random readings)."""
+        if spec.id in self.stations:
+            raise ValueError(f"station {spec.id!r} is already in the network")
+        taken = [cp.id for cp in spec.charge_points if cp.id in self.charge_points]
+        if taken:
+            raise ValueError(f"charging point {taken[0]!r} is already in the network")
+        network, rng = self.network, self._rngs["network"]
+        scale = KM_PER_DEG * math.cos(math.radians(network.center_latitude))
+        station = Station(spec, (spec.longitude - network.center_longitude) * scale,
+                          (spec.latitude - network.center_latitude) * KM_PER_DEG)
+        for cp_spec in spec.charge_points:
+            cp = ChargePoint(cp_spec, station)
+            cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
+                             for n in range(1, cp_spec.connectors + 1)]
+            station.charge_points.append(cp)
+            self.charge_points[cp.id] = cp
+        network.stations.append(station)
+        self.stations[spec.id] = station
+        self._index_stations()
+        return station
+
+    def remove_station(self, station_id: str) -> Station:
+        """Take a station out of the network; refused (:class:`ValueError`) while a car charges there."""
+        station = self._station(station_id)
+        busy = [c for cp in station.charge_points for c in cp.connectors if c.driver is not None]
+        if busy:
+            cp_id = busy[0].charge_point.id
+            raise ValueError(f"a car is plugged in at {cp_id}, connector {busy[0].id}: finish that session first")
+        station.under_maintenance = True  # drivers already on their way find it closed
+        self._dismiss_waiters(station)
+        self.network.stations.remove(station)
+        del self.stations[station_id]
+        for cp in station.charge_points:
+            del self.charge_points[cp.id]
+        self._index_stations()
+        return station
+
+    def add_charge_point(self, station_id: str, spec: ChargePointSpec) -> Station:
+        """A new charging point at a station, open from now on."""
+        station = self._station(station_id)
+        if spec.id in self.charge_points:
+            raise ValueError(f"charging point {spec.id!r} is already in the network")
+        cp = ChargePoint(spec, station)
+        rng = self._rngs["network"]
+        cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
+                         for n in range(1, spec.connectors + 1)]
+        station.charge_points.append(cp)
+        station.spec = replace(station.spec, charge_points=(*station.spec.charge_points, spec))
+        self.charge_points[spec.id] = cp
+        self._index_stations()
+        return station
+
+    def remove_charge_point(self, charge_point_id: str) -> Station:
+        """Take a charging point out of its station; refused (:class:`ValueError`) while a car is plugged in."""
+        cp = self.charge_point(charge_point_id)
+        busy = [c for c in cp.connectors if c.driver is not None]
+        if busy:
+            raise ValueError(f"a car is plugged in at {cp.id}, connector {busy[0].id}: finish that session first")
+        station = cp.station
+        cp.faulted = True  # drivers already on their way find it closed
+        station.charge_points.remove(cp)
+        station.spec = replace(station.spec, charge_points=tuple(c for c in station.spec.charge_points
+                                                                 if c.id != charge_point_id))
+        del self.charge_points[charge_point_id]
+        self._dismiss_waiters(station)
+        self._index_stations()
+        return station
+
+    def _station(self, station_id: str) -> Station:
+        try:
+            return self.stations[station_id]
+        except KeyError:
+            raise UnknownTargetError(f"no station {station_id!r} in this network") from None
+
+    def _index_stations(self) -> None:
+        by_kind = {kind: [s for s in self.network.stations if kind in s.kinds()] for kind in ("AC", "DC")}
+        self._nearest = {kind: NearestIndex(stations) for kind, stations in by_kind.items()}
+        self._has_kind = {kind: bool(stations) for kind, stations in by_kind.items()}
+
+    def session_of(self, user_id: int) -> Session | None:
+        """The running transaction of a user's car, if any."""
+        for session in self.sessions.values():
+            if session.driver.user_id == user_id and session.stop_reason is None:
+                return session
+        return None
+
+    def jump_session(self, user_id: int, soc: float) -> Session:
+        """Move a user's running session on to ``soc`` (0..1) now, as if it had charged that far."""
+        session = self.session_of(user_id)
+        if session is None:
+            raise UnknownTargetError(f"user {user_id} has no running session")
+        now = self.env.now
+        current = session.soc_at(now)
+        if not current <= soc <= 1.0:
+            raise ValueError(f"the car is at {current * 100:.0f} %: jump to between that and 100 %")
+        session.reanchor(now, charging=session.charging)
+        session.anchor_soc = soc
+        session.curve = self._curve(session.connector.charge_point, session.driver)
+        if session.changed is not None and not session.changed.triggered:
+            session.changed.succeed()
+        self._emit(self.sample(session, now))  # MeterValues at once: the app sees the jump
+        return session
+
+    def finish_session(self, user_id: int) -> Session:
+        """End a user's running session as a driver ending it at the charger does (StopTransaction ``Local``)."""
+        session = self.session_of(user_id)
+        if session is None:
+            raise UnknownTargetError(f"user {user_id} has no running session")
+        self._stop(session, "Local")
+        return session
 
     # --- processes -------------------------------------------------------------------
 
@@ -350,7 +510,7 @@ class World:
         """After the transaction: Finishing, unplug, leave (at once if the car was unplugged or a fault hit)."""
         connector = session.connector
         cp = connector.charge_point
-        if session.stop_reason not in ("EVDisconnected",) and not cp.faulted:
+        if session.stop_reason not in ("EVDisconnected",) and not cp.faulted and connector.fault_code is None:
             self._set_status(connector, "Finishing")
             yield self.env.timeout(UNPLUG_DELAY)
         self._unplug(connector)
@@ -604,8 +764,8 @@ class World:
         if connector.driver is not None:
             return
         cp = connector.charge_point
-        if cp.faulted:
-            self._set_status(connector, "Faulted")
+        if cp.faulted or connector.fault_code is not None:
+            self._set_status(connector, "Faulted", connector.fault_code)
             return
         if connector.inoperative or cp.station.under_maintenance:
             self._set_status(connector, "Unavailable")

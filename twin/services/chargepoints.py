@@ -10,6 +10,10 @@ events into OCPP requests, in order, one at a time (OCPP-J 1.6 section 4.1.1):
 model event              OCPP 1.6 request
 ======================== ==============================================================
 ConnectorStatusChanged   StatusNotification (errorCode from the event, else NoError)
+Fault, Repair,           StatusNotification for connector 0 when the charge point's own
+Maintenance*, a status   status changes: Faulted while it is faulted as a whole,
+change                   Unavailable under maintenance or with every connector
+                         inoperative, else Available (as at boot)
 TransactionStarted       StartTransaction (the answer's transactionId is remembered)
 MeterSample              MeterValues (Sample.Periodic: register Wh, power W, voltage V,
                          current A per phase on AC, SoC %)
@@ -62,6 +66,8 @@ __all__ = ["ChargePointFleet", "SimulatedChargePoint", "sampled_values"]
 _LOG = logging.getLogger(__name__)
 
 _OCPP_EVENTS = (ev.ConnectorStatusChanged, ev.TransactionStarted, ev.MeterSample, ev.TransactionStopped)
+_WHOLE_EVENTS = (ev.Fault, ev.Repair, ev.ConnectorStatusChanged, ev.MaintenanceStarted, ev.MaintenanceEnded)
+"""Events after which the charge point's own status (connector 0) may differ."""
 _ERROR_CODES = frozenset(code.value for code in ChargePointErrorCode)
 _CONTEXT = "Sample.Periodic"
 
@@ -218,8 +224,12 @@ class SimulatedChargePoint:
         self._transaction_ids: dict[int, int] = {}  # model session id -> OCPP transactionId
         self._sessions: dict[int, ev.TransactionStarted] = {}  # OCPP transactionId -> its start
         self._fault_code: str | None = None
+        self._whole: str | None = None  # the charge point's own status (connector 0) last sent or queued
         self.ready = asyncio.Event()
         self.boots = 0
+        self._online = asyncio.Event()  # cleared by disconnect(): stay away from the central system
+        self._online.set()
+        self._websocket: ClientConnection | None = None
         self.heartbeat_interval: int | None = None
         # The configuration keys (OCPP 1.6 section 9.1) a central system may read: key -> (read-only, value).
         # A change is remembered and read back; it changes nothing in the model.
@@ -237,6 +247,10 @@ class SimulatedChargePoint:
     @property
     def connectors(self) -> list[Any]:
         return list(self._charge_point.connectors)
+
+    @property
+    def station_id(self) -> str:
+        return str(self._charge_point.station.id)
 
     def tapped(self, direction: str, frame: str) -> None:
         if self._tap is not None:
@@ -275,6 +289,22 @@ class SimulatedChargePoint:
         elif isinstance(event, _OCPP_EVENTS):
             self._outbox.append(event)
             self._wakeup.set()
+        if isinstance(event, ev.ConnectorStatusChanged) and event.connector_id == 0:
+            self._whole = event.status  # the model reported it itself
+        elif isinstance(event, _WHOLE_EVENTS):
+            self._report_whole(event.t)
+
+    def _report_whole(self, t: float) -> None:
+        """Queue a StatusNotification for connector 0 if the charge point's own status changed (OCPP 1.6
+        section 4.9: connectorId 0 is the charge point as a whole; SPEC-NOTES N-05)."""
+        whole = self._whole_status()
+        if whole == self._whole:
+            return
+        previous, self._whole = self._whole, whole
+        cp = self._charge_point
+        self._outbox.append(ev.ConnectorStatusChanged(t, cp.station.id, cp.id, 0, whole, previous or whole,
+                                                      self._fault_code if whole == "Faulted" else None))
+        self._wakeup.set()
 
     @property
     def pending(self) -> int:
@@ -321,10 +351,29 @@ class SimulatedChargePoint:
 
     # --- the connection --------------------------------------------------------------
 
+    @property
+    def online(self) -> bool:
+        """False between :meth:`disconnect` and :meth:`reconnect`."""
+        return self._online.is_set()
+
+    async def disconnect(self) -> None:
+        """Drop the OCPP connection and stay away (the model goes on; its messages queue up) until :meth:`reconnect`."""
+        self._online.clear()
+        websocket = self._websocket
+        if websocket is not None:
+            await websocket.close(1001, "disconnected by the twin's operator")
+
+    def reconnect(self) -> None:
+        """Connect again after :meth:`disconnect`: boot, then send what queued up meanwhile."""
+        self._online.set()
+
     async def run(self) -> None:
         """Connect, boot, serve; reconnect with backoff whenever the connection ends. Runs until cancelled."""
         delay, failures = self._reconnect[0], 0
         while True:
+            if not self._online.is_set():
+                await self._online.wait()
+                delay = self._reconnect[0]
             try:
                 # no permessage-deflate: OCPP frames are small, and compressing each costs more than it saves
                 async with connect(self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], compression=None,
@@ -349,9 +398,11 @@ class SimulatedChargePoint:
         client = _Client(self, websocket, response_timeout=self._call_timeout)
         reader = asyncio.ensure_future(client.start())
         work = asyncio.ensure_future(self._work(client))
+        self._websocket = websocket
         try:
             await asyncio.wait((reader, work), return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._websocket = None
             await cancel_and_wait((reader, work))
         for task in (work, reader):
             error = None if task.cancelled() else task.exception()
@@ -386,18 +437,23 @@ class SimulatedChargePoint:
         self._outbox.clear()
         self._outbox.extend(kept)
         timestamp = self._stamp(self._world.env.now)
+        self._whole = self._whole_status()
         for connector_id, status, error_code in self._statuses():
             await client.call(call.StatusNotification(connector_id=connector_id, error_code=error_code,
                                                       status=status, timestamp=timestamp), suppress=False)
 
-    def _statuses(self) -> list[tuple[int, str, str]]:
+    def _whole_status(self) -> str:
+        """The charge point's own status (connector 0), from the model."""
         cp = self._charge_point
         if cp.faulted:
-            whole = "Faulted"
-        elif cp.station.under_maintenance or all(c.inoperative for c in cp.connectors):
-            whole = "Unavailable"
-        else:
-            whole = "Available"
+            return "Faulted"
+        if cp.station.under_maintenance or all(c.inoperative for c in cp.connectors):
+            return "Unavailable"
+        return "Available"
+
+    def _statuses(self) -> list[tuple[int, str, str]]:
+        cp = self._charge_point
+        whole = self._whole_status()
         found = [(0, whole, self._error_code(whole, None)[0])]
         found += [(c.id, c.status, self._error_code(c.status, None)[0]) for c in cp.connectors]
         return found
@@ -508,6 +564,10 @@ class ChargePointFleet:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._base_url = base
+        self._options: dict[str, Any] = {
+            "call_timeout": settings.cms_timeout_s if call_timeout is None else call_timeout, "vendor": vendor,
+            "model": model, "reconnect_initial": reconnect_initial, "reconnect_max": reconnect_max, "tap": tap}
         world.subscribe(self._on_event)
 
     def _on_event(self, event: ev.Event) -> None:
@@ -516,6 +576,28 @@ class ChargePointFleet:
         target = self.charge_points.get(getattr(event, "charge_point_id", ""))
         if target is not None:
             target.enqueue(event)
+        elif isinstance(event, ev.MaintenanceStarted | ev.MaintenanceEnded):
+            for cp in self.charge_points.values():
+                if cp.station_id == event.station_id:
+                    cp.enqueue(event)
+
+    def add(self, world: World, clock: Clock, charge_point_ids: Iterable[str]) -> None:
+        """Simulate more charge points of ``world`` (a station added while running) and connect them."""
+        loop = asyncio.get_running_loop()
+        for cp_id in charge_point_ids:
+            simulated = SimulatedChargePoint(world, cp_id, url=f"{self._base_url}/{quote(cp_id, safe='')}",
+                                             clock=clock, **self._options)
+            self.charge_points[cp_id] = simulated
+            self._tasks.append(loop.create_task(simulated.run(), name=f"chargepoint-{cp_id}"))
+
+    async def remove(self, charge_point_ids: Iterable[str]) -> None:
+        """Disconnect charge points for good (their station left the network)."""
+        ids = set(charge_point_ids)
+        for cp_id in ids:
+            self.charge_points.pop(cp_id, None)
+        leaving = [t for t in self._tasks if t.get_name().removeprefix("chargepoint-") in ids]
+        self._tasks = [t for t in self._tasks if t not in leaving]
+        await cancel_and_wait(leaving)
 
     async def start(self) -> None:
         """Start every charge point's connection (returns at once; see :meth:`wait_ready`)."""

@@ -33,6 +33,8 @@ class Settings:
     jwt_secret: str = "chargetwin-development-secret-for-test-systems-only-change-it-in-production"
     jwt_ttl_s: int = 24 * 3600
     internal_token: str = "chargetwin-internal-token"
+    admin_token: str | None = None  # the twin's control API (/twin/...); None: the control API is off
+    cors_origins: str = "loopback"  # origins a browser app may call from: "loopback", "*" or a comma-separated list
     database: str = "chargetwin.sqlite3"
     cms_timeout_s: float = 10.0
     gateway_max_connections: int = 10_000

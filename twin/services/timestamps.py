@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["format_timestamp", "parse_timestamp"]
+__all__ = ["format_timestamp", "parse_timestamp", "utc_text"]
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -23,3 +23,13 @@ def parse_timestamp(text: str) -> datetime:
     """The moment an OCPP timestamp names (naive means UTC). Raises ValueError if it is not one."""
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def utc_text(text: str) -> str:
+    """An RFC 3339 timestamp with an offset as the same moment in UTC with a ``Z``; text already in ``Z`` as it is.
+
+    For times that arrive as text (a charge point's, a CMS's) and are passed on:
+    every timestamp the twin writes ends in ``Z`` (SPEC-NOTES N-20; the seed's form).
+    Raises ValueError if ``text`` is not a timestamp.
+    """
+    return text if text.endswith("Z") else format_timestamp(parse_timestamp(text))

@@ -13,27 +13,37 @@ import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ...clock import Clock
 from ...model.config import StationSpec
+from ..appwatch import AppWatch
 from ..faults import server_error
 from ..settings import Settings
 from ..users import TestUser
 from .exceptions import ApiError
 from .service import BackendService
 
-__all__ = ["create_app", "service_of"]
+__all__ = ["LOOPBACK_ORIGINS", "WEBAPP_DIR", "create_app", "service_of"]
 
 log = logging.getLogger("chargetwin.backend")
+
+WEBAPP_DIR = Path(__file__).with_name("webapp")
+"""The reference web client (plain HTML, CSS and JavaScript), served at ``/app/``."""
+
+LOOPBACK_ORIGINS = r"^https?://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?$"
+"""Browser origins allowed by default (``Settings.cors_origins == "loopback"``): any port on this machine."""
 
 _TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
            405: "Method not allowed", 413: "Body too large", 415: "Unsupported media type"}
@@ -46,12 +56,16 @@ def service_of(app: FastAPI) -> BackendService:
 
 
 def create_app(*, settings: Settings, stations: Sequence[StationSpec], users: Sequence[TestUser], clock: Clock,
-               redis: aioredis.Redis, cms: httpx.AsyncClient | None = None) -> FastAPI:
+               redis: aioredis.Redis, cms: httpx.AsyncClient | None = None,
+               routers: Sequence[APIRouter] = (), watch: AppWatch | None = None) -> FastAPI:
     """The backend as an ASGI app.
 
     Its lifespan opens the service (SQLite at ``settings.database``, the Redis
     keys) unless it is open already (:class:`~.server.Backend` opens it before
     serving). ``redis`` and a given ``cms`` client stay the caller's to close.
+    ``routers``: more routes (the twin's control API); their OpenAPI document
+    is served at ``/twin/openapi.json``.
+    ``watch``: judges the apps' requests and serves ``GET /twin/violations``.
     """
     service = BackendService(settings=settings, stations=stations, users=users, clock=clock, redis=redis, cms=cms)
 
@@ -66,20 +80,37 @@ def create_app(*, settings: Settings, stations: Sequence[StationSpec], users: Se
             if opened_here:
                 await service.close()
 
-    app = FastAPI(title="chargetwin reference backend", lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(title="chargetwin reference backend: the twin's control API", lifespan=lifespan,
+                  openapi_url="/twin/openapi.json" if routers else None, docs_url=None, redoc_url=None)
     app.state.backend = service
     _install_error_handlers(app, bare=settings.inject_fault == "bare_error")
+    if watch is not None:
+        watch.install(app)
     _add_routes(app, service)
+    for router in routers:
+        app.include_router(router)
+    _add_cors(app, settings.cors_origins)
+    app.mount("/app", StaticFiles(directory=WEBAPP_DIR, html=True), name="webapp")
     return app
 
 
+def _add_cors(app: FastAPI, origins: str) -> None:
+    """Let a browser build of the app call the API from the configured origins (preflights included)."""
+    allowed = [o.strip().rstrip("/") for o in origins.split(",") if o.strip()]
+    if not allowed or allowed == ["none"]:
+        return
+    regex = LOOPBACK_ORIGINS if "loopback" in allowed else None
+    app.add_middleware(CORSMiddleware, allow_origins=[o for o in allowed if o != "loopback"],
+                       allow_origin_regex=regex, allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type", "X-Twin-Token"], max_age=600)
+
+
 def _add_routes(app: FastAPI, service: BackendService) -> None:
-    @app.post("/api/auth/login")
+    @app.post("/api/auth/login", include_in_schema=False)
     async def login(request: Request) -> dict[str, Any]:
         return {"success": True, "data": await service.login(await _json_body(request))}
 
-    @app.post("/api/charging/start")
+    @app.post("/api/charging/start", include_in_schema=False)
     async def start_charging(request: Request) -> dict[str, Any]:
         user_id = service.authenticate(request.headers.get("authorization"))
         body = await _json_body(request)
@@ -87,12 +118,12 @@ def _add_routes(app: FastAPI, service: BackendService) -> None:
             server_error(body)
         return {"success": True, "data": await service.start(user_id, body)}
 
-    @app.post("/api/charging/stop")
+    @app.post("/api/charging/stop", include_in_schema=False)
     async def stop_charging(request: Request) -> dict[str, Any]:
         user_id = service.authenticate(request.headers.get("authorization"))
         return {"success": True, "data": await service.stop(user_id, await _json_body(request))}
 
-    @app.post("/internal/cms/events", status_code=202)
+    @app.post("/internal/cms/events", status_code=202, include_in_schema=False)
     async def cms_event(request: Request) -> Response:
         token = request.headers.get("x-internal-token") or ""
         if not hmac.compare_digest(token.encode(), service.settings.internal_token.encode()):
@@ -100,7 +131,11 @@ def _add_routes(app: FastAPI, service: BackendService) -> None:
         await service.cms_event(await _json_body(request))
         return Response(status_code=202)
 
-    @app.get("/api/health")
+    @app.get("/app", include_in_schema=False)
+    async def app_page() -> Response:
+        return RedirectResponse("/app/")
+
+    @app.get("/api/health", include_in_schema=False)
     async def health() -> dict[str, Any]:
         await service.ping()
         return {"success": True, "data": {"status": "ok", "service": "backend"}}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ...model.config import StationSpec
 from . import messages as msg
 from .exceptions import ApiError
 from .state import (
@@ -52,6 +53,8 @@ STARTABLE_STATUSES = frozenset({"Available", "Preparing"})
 
 _REMOTE_REASONS = frozenset({"Remote", "RemoteStop"})
 _FAULT_REASONS = frozenset({"Other", "EmergencyStop", "PowerLoss"})
+_FREE_STATUSES = frozenset({"Available", "Preparing"})
+"""Connector statuses that say no transaction runs there (OCPP 1.6 section 4.9)."""
 _RECENT_ENDS = 1024
 """How many ended transactions are remembered to answer a repeated ``session_stopped`` the same way."""
 
@@ -227,11 +230,23 @@ class BackendLogic:
         return session
 
     def stop_accepted(self, session: Session, *, now: datetime) -> tuple[msg.Message, Effects]:
-        """The CMS accepted the remote stop: the REST answer (energy and duration so far) and a ``response``."""
+        """The CMS accepted the remote stop: the REST answer (energy and duration) and a ``response``.
+
+        Seed 1 and Example 4 give the stop response the same ``energy_delivered``
+        and ``duration`` as the ``session_stopped`` that follows. Both tell the
+        charger's figures (StopTransaction's meterStop and timestamp) once the
+        backend has them: the reference CMS answers a stop only after the charge
+        point's StopTransaction has reached the backend (or a second has passed),
+        so the two agree. A CMS that answers before (SPEC-NOTES N-42) gets the
+        figures so far: the last meter value's energy and the time until ``now``;
+        ``session_stopped`` then tells the final ones.
+        """
         assert session.transaction_id is not None and session.start_time is not None
         session.stop_requested = True
+        duration = (msg.session_duration(session) if session.stop_time is not None
+                    else msg.seconds_between(session.start_time, now))
         data = {"session_id": session.session_id, "transaction_id": session.transaction_id, "status": "stopped",
-                "energy_delivered": session.energy_kwh, "duration": msg.seconds_between(session.start_time, now),
+                "energy_delivered": session.energy_kwh, "duration": duration,
                 "message": "Charging session stopped"}
         return data, _accepted(session, "stop_charging", "Charging session stopped", now=now)
 
@@ -300,7 +315,10 @@ class BackendLogic:
                 session.soc_first, session.wh_at_soc_first = soc, session.meter_wh
         remaining = data["time_remaining"]
         if remaining is None:
-            remaining = msg.estimate_time_remaining(soc=session.soc, power_kw=session.power_kw,
+            power = session.power_kw
+            if power < msg.MIN_CHARGING_KW:  # a paused car tells no rate: at least as long as at full power
+                power = self.network.charge_points[session.charger_id].max_power_kw
+            remaining = msg.estimate_time_remaining(soc=session.soc, power_kw=power,
                                                     capacity_kwh=self._capacity_kwh(session))
         station = self.network.station_of[session.charger_id]
         effects = Effects()
@@ -330,6 +348,8 @@ class BackendLogic:
         if session.meter_start is None:
             session.meter_start = session.meter_stop
         connector = self.connectors.get((session.charger_id, session.connector_id))
+        if connector is None or connector.status != "Faulted":  # or the charge point as a whole (connector 0)
+            connector = self.connectors.get((session.charger_id, 0))
         faulted = connector is not None and connector.status == "Faulted"
         stamp = msg.rfc3339(now)
         effects = Effects()
@@ -388,6 +408,7 @@ class BackendLogic:
             effects.broadcast.append(msg.charger_error(charger_id, connector_id, error_code=state.error_code,
                                                        info=data.get("info"), at=at, now=stamp))
         self._abandon_start(charger_id, connector_id, before, state.status, effects, now=now)
+        self._drop_lost_session(charger_id, connector_id, state.status, effects, now=now)
         self._station_changed(self.network.station_of[charger_id].id, [charger_id], effects, at=at, now=now)
         return effects
 
@@ -404,6 +425,75 @@ class BackendLogic:
                                                            "transaction began."), now=now)
             effects.publish += [(c, m) for c, m in failed.publish if m["type"] == "session_update"]
             effects.sessions.update(failed.sessions)
+
+    def _drop_lost_session(self, charger_id: str, connector_id: int, status: str, effects: Effects, *,
+                           now: datetime) -> None:
+        """An active session on a connector that reports itself free (Available, or Preparing for a new
+        car) is no longer carried by the charger: it restarted without it, or the world behind it did
+        (``chargetwin serve`` stopped and started again). End it instead of locking its user out."""
+        session = self.session_on(charger_id, connector_id)
+        if session is None or session.status != SessionStatus.ACTIVE or status not in _FREE_STATUSES:
+            return
+        lost = self.end_lost_session(session, f"The charger reported the connector {status} without ending "
+                                              "the session; it was ended and billed to its last meter value.",
+                                     now=now)
+        effects.publish += lost.publish
+        effects.keys.update(lost.keys)
+        effects.sessions.update(lost.sessions)
+
+    def end_lost_session(self, session: Session, reason: str, *, now: datetime) -> Effects:
+        """End an active session the world no longer carries: a ``session_error``, billed to its last
+        ``meter_value``; its user can charge again."""
+        stamp = msg.rfc3339(now)
+        if session.meter_start is None:
+            session.meter_start = 0
+        session.meter_stop = session.meter_start + session.meter_wh
+        session.stop_time = stamp
+        session.stop_reason = "Other"
+        session.status = SessionStatus.ERROR
+        effects = Effects()
+        effects.to_user(session.user_id, "session_updates", msg.session_update(
+            session, "session_error",
+            msg.session_error_data(session, error="Session lost", text=reason, error_code=None, at=stamp),
+            now=stamp))
+        effects.to_user(session.user_id, "session_updates", msg.active_session_update(None, now=stamp))
+        effects.to_user(session.user_id, "notifications", msg.notification(
+            "Charging Ended", "Your charging session ended: the charger no longer carries it", {
+                "session_id": session.session_id, "charger_id": session.charger_id,
+                "energy_delivered": session.energy_kwh}, now=stamp))
+        effects.keys[ACTIVE_SESSION_KEY.format(user_id=session.user_id)] = None
+        self._untrack(session)
+        effects.save(session)
+        return effects
+
+    def reconcile(self, *, now: datetime) -> Effects:
+        """At start: fail the starts the last backend left half done, and end the stored sessions on
+        chargers this network no longer has (a changed scenario). Active sessions on chargers it has are
+        settled by their chargers' next status (:meth:`on_connector_status`).
+        """
+        effects = Effects()
+        for session in list(self.sessions.values()):
+            if session.status == SessionStatus.INITIATED and session.transaction_id is None:
+                # its start request died with the last backend; a StartTransaction still coming opens a new one
+                failed = self.start_rejected(session, ApiError(
+                    503, "Start interrupted", "The backend restarted before the charger began the transaction."),
+                    now=now)
+                effects.publish += failed.publish
+                effects.sessions.update(failed.sessions)
+                continue
+            if session.charger_id in self.network.charge_points:
+                continue
+            if session.status != SessionStatus.ACTIVE:
+                session.status = SessionStatus.FAILED
+                self._untrack(session)
+                effects.save(session)
+                continue
+            lost = self.end_lost_session(session, f"Charger {session.charger_id} is no longer in the network.",
+                                         now=now)
+            effects.publish += lost.publish
+            effects.keys.update(lost.keys)
+            effects.sessions.update(lost.sessions)
+        return effects
 
     # --- maintenance (no CMS event carries it; the twin's control API will) --------------------------
 
@@ -423,6 +513,61 @@ class BackendLogic:
             effects.broadcast.append(msg.maintenance_mode(cp.id, station_id, under_maintenance=under_maintenance,
                                                           reason=reason, at=stamp, now=stamp))
         self._station_changed(station_id, [cp.id for cp in station.charge_points], effects, at=stamp, now=now)
+        return effects
+
+    # --- the twin's control API ------------------------------------------------------------
+
+    def change_network(self, station: StationSpec | None, *, removed: str | None = None,
+                       now: datetime) -> Effects:
+        """Add or replace ``station``, or remove the station ``removed``: every connected user gets the
+        new ``charger_list_update`` (SPEC-NOTES N-04, N-16). Sessions on charging points that leave end."""
+        effects = Effects()
+        if removed is not None:
+            gone = self.network.remove(removed)
+            self.maintenance.pop(removed, None)
+            effects.maintenance[removed] = (False, None)
+            leaving = {cp.id for cp in gone.charge_points}
+        else:
+            assert station is not None
+            before = self.network.stations.get(station.id)
+            kept = {cp.id for cp in station.charge_points}
+            leaving = {cp.id for cp in before.charge_points if cp.id not in kept} if before else set()
+            self.network.add(station)
+        for session in [s for s in self.sessions.values() if s.charger_id in leaving]:
+            ended = (self.end_lost_session(session, f"Charger {session.charger_id} left the network.", now=now)
+                     if session.status == SessionStatus.ACTIVE else
+                     self.start_rejected(session, ApiError(404, "Charger removed",
+                                                           f"Charger {session.charger_id} left the network."),
+                                         now=now))
+            effects.publish += ended.publish
+            effects.keys.update(ended.keys)
+            effects.sessions.update(ended.sessions)
+        stamp = msg.rfc3339(now)
+        listed = self.charger_list_json(None)
+        effects.keys[CHARGER_LIST_KEY] = listed
+        effects.broadcast.append({"type": "charger_list_update", "action": "update",
+                                  "data": {"chargers": json.loads(listed), "timestamp": stamp}, "timestamp": stamp})
+        return effects
+
+    def notify(self, user_id: int, title: str, text: str, data: Mapping[str, Any], *, now: datetime) -> Effects:
+        """A ``notification`` for one user (seed 4.1)."""
+        if user_id not in self.users.by_id:
+            raise ApiError(404, "User not found", f"There is no user {user_id}.")
+        effects = Effects()
+        effects.to_user(user_id, "notifications", msg.notification(title, text, data, now=msg.rfc3339(now)))
+        return effects
+
+    def session_error(self, user_id: int, error: str, text: str, error_code: str | None, *,
+                      now: datetime) -> Effects:
+        """A ``session_error`` about the user's open session, which goes on (an error the charger survived)."""
+        session = self.open_session_of(user_id)
+        if session is None:
+            raise ApiError(404, "No active session", f"User {user_id} has no active charging session.")
+        stamp = msg.rfc3339(now)
+        effects = Effects()
+        effects.to_user(user_id, "session_updates", msg.session_update(
+            session, "session_error",
+            msg.session_error_data(session, error=error, text=text, error_code=error_code, at=stamp), now=stamp))
         return effects
 
     # --- start of the service -------------------------------------------------------------
@@ -481,14 +626,15 @@ class BackendLogic:
         effects.keys[ACTIVE_SESSION_KEY.format(user_id=session.user_id)] = _dumps(data)
 
     @staticmethod
-    def _capacity_kwh(session: Session) -> float | None:
-        """Battery capacity from energy per % of SoC since the first SoC sample."""
+    def _capacity_kwh(session: Session) -> float:
+        """Battery capacity from energy per % of SoC since the first SoC sample, once the SoC rose by
+        :data:`~.messages.MIN_SOC_GAIN` points; until then (the first sample: one SoC, no rate) the default."""
         if session.soc is None or session.soc_first is None or session.wh_at_soc_first is None:
-            return None
+            return msg.DEFAULT_CAPACITY_KWH
         gained = session.soc - session.soc_first
         energy = session.meter_wh - session.wh_at_soc_first
-        if gained <= 0 or energy <= 0:
-            return None
+        if gained < msg.MIN_SOC_GAIN or energy <= 0:
+            return msg.DEFAULT_CAPACITY_KWH
         return energy / 1000 / gained * 100
 
     def _station_changed(self, station_id: str, charger_ids: list[str], effects: Effects, *, at: str,

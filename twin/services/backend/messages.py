@@ -17,11 +17,14 @@ from chargetwin.contracts.durations import format_duration
 from chargetwin.contracts.status import STATUS_LABELS, count_classes, display_for, station_status
 
 from ...model.config import ChargePointSpec, StationSpec
+from ..timestamps import format_timestamp, utc_text
 from .state import Session
 
 __all__ = [
+    "DEFAULT_CAPACITY_KWH",
     "MAX_TIME_REMAINING_S",
     "MIN_CHARGING_KW",
+    "MIN_SOC_GAIN",
     "Message",
     "StatusOf",
     "active_session_data",
@@ -38,6 +41,7 @@ __all__ = [
     "response",
     "rfc3339",
     "seconds_between",
+    "session_duration",
     "session_end_data",
     "session_error_data",
     "session_update",
@@ -52,10 +56,14 @@ StatusOf = Callable[[str, int], str]
 
 
 def rfc3339(moment: datetime) -> str:
-    """``2025-01-29T12:00:00.000+00:00``: RFC 3339 with an offset (SPEC-NOTES N-20)."""
+    """``2025-01-29T12:00:00.000Z``: RFC 3339 in UTC with a ``Z``, as the seed writes it (SPEC-NOTES N-20).
+
+    Whatever zone the twin's clock is in (a scenario's local time), so that one
+    message never mixes offsets with the ``Z`` times the CMS passes on.
+    """
     if moment.tzinfo is None:
         raise ValueError("timestamps need a UTC offset; the twin's clocks give timezone-aware times")
-    return moment.isoformat(timespec="milliseconds")
+    return format_timestamp(moment)
 
 
 def seconds_between(start: str, end: str | datetime) -> int:
@@ -75,13 +83,28 @@ MIN_CHARGING_KW = 0.05
 MAX_TIME_REMAINING_S = 7 * 86400
 """Estimates are capped at a week."""
 
+DEFAULT_CAPACITY_KWH = 60.0
+"""Battery capacity assumed until a session's own samples tell it: a mid-size EV (OCPP 1.6 does not carry it)."""
+
+MIN_SOC_GAIN = 5
+"""SoC points a session must gain before its battery capacity is inferred from energy per point. SoC comes
+in whole per cent, so a gain of n points is known to +-1: at 1 point the capacity could be off by half or
+double, at 5 by about a fifth."""
+
 
 def estimate_time_remaining(*, soc: int | None, power_kw: float, capacity_kwh: float | None) -> int | None:
-    """Seconds to a full battery at the present power, or None when it cannot be told."""
-    if soc is None or capacity_kwh is None or capacity_kwh <= 0 or power_kw < MIN_CHARGING_KW:
+    """Seconds to a full battery at the present power, or None when it cannot be told.
+
+    0 only for a full battery (SoC 100): any charge still to go takes at least a second.
+    """
+    if soc is None:
+        return None
+    if soc >= 100:
+        return 0
+    if capacity_kwh is None or capacity_kwh <= 0 or power_kw < MIN_CHARGING_KW:
         return None
     seconds = (100 - soc) / 100 * capacity_kwh / power_kw * 3600
-    return max(0, min(MAX_TIME_REMAINING_S, round(seconds)))
+    return max(1, min(MAX_TIME_REMAINING_S, round(seconds)))
 
 
 # --- seed 3.1, 4.2: notifications and responses -------------------------------------------------
@@ -110,6 +133,7 @@ def meter_value_data(session: Session, station: StationSpec, *, meter_wh: int, p
     """``data`` of a ``meter_value`` session update (seed 3.2, all 22 fields; SPEC-NOTES N-08, N-24)."""
     assert session.start_time is not None
     energy = round(meter_wh / 1000, 3)
+    measured_at = utc_text(measured_at)
     duration = seconds_between(session.start_time, measured_at)
     return {
         "charger_id": session.charger_id,
@@ -137,21 +161,27 @@ def meter_value_data(session: Session, station: StationSpec, *, meter_wh: int, p
     }
 
 
+def session_duration(session: Session) -> int:
+    """Seconds from the charger's start to its stop (StopTransaction's timestamp) of an ended session (N-52)."""
+    assert session.start_time is not None and session.stop_time is not None
+    return seconds_between(session.start_time, session.stop_time)
+
+
 def session_end_data(session: Session) -> Message:
     """``data`` of ``session_stopped`` / ``session_completed`` (``$defs/session_end_data``)."""
     assert session.start_time is not None and session.stop_time is not None
     assert session.meter_stop is not None and session.stop_reason is not None
     return {"charger_id": session.charger_id, "connector_id": session.connector_id,
             "meter_stop": session.meter_stop, "energy_delivered": session.energy_kwh,
-            "duration": seconds_between(session.start_time, session.stop_time),
-            "stop_time": session.stop_time, "stop_reason": session.stop_reason}
+            "duration": session_duration(session),
+            "stop_time": utc_text(session.stop_time), "stop_reason": session.stop_reason}
 
 
 def session_error_data(session: Session, *, error: str, text: str, error_code: str | None,
                        at: str) -> Message:
     """``data`` of ``session_error`` (SPEC-NOTES N-10)."""
     return {"charger_id": session.charger_id, "connector_id": session.connector_id, "error": error,
-            "message": text, "error_code": error_code, "timestamp": at}
+            "message": text, "error_code": error_code, "timestamp": utc_text(at)}
 
 
 def active_session_data(session: Session, *, now: datetime) -> Message:
@@ -159,7 +189,7 @@ def active_session_data(session: Session, *, now: datetime) -> Message:
     start = session.start_time or session.created_at
     return {"session_id": session.session_id, "transaction_id": session.transaction_id,
             "charger_id": session.charger_id, "connector_id": session.connector_id,
-            "station_id": session.station_id, "start_time": start, "energy_delivered": session.energy_kwh,
+            "station_id": session.station_id, "start_time": utc_text(start), "energy_delivered": session.energy_kwh,
             "duration": seconds_between(start, now), "status": session.status}
 
 
@@ -180,14 +210,14 @@ def connector_status_changed(charger_id: str, connector_id: int, *, status: str,
                              error_code: str | None, at: str, now: str) -> Message:
     return _charger_update(charger_id, "connector_status_changed",
                            {"connector_id": connector_id, "status": status, "previous_status": previous,
-                            "error_code": error_code, "timestamp": at}, now)
+                            "error_code": error_code, "timestamp": utc_text(at)}, now)
 
 
 def status_changed(charger_id: str, *, status: str, previous: str | None, at: str, now: str) -> Message:
     """The charging point as a whole (OCPP connector 0; SPEC-NOTES N-05)."""
     return _charger_update(charger_id, "status_changed",
-                           {"status": status, "previous_status": previous, "connector_id": 0, "timestamp": at},
-                           now)
+                           {"status": status, "previous_status": previous, "connector_id": 0,
+                            "timestamp": utc_text(at)}, now)
 
 
 def charger_error(charger_id: str, connector_id: int, *, error_code: str, info: str | None, at: str,
@@ -195,14 +225,14 @@ def charger_error(charger_id: str, connector_id: int, *, error_code: str, info: 
     """An OCPP error code other than NoError (SPEC-NOTES N-11, N-19)."""
     return _charger_update(charger_id, "error",
                            {"connector_id": connector_id, "error_code": error_code, "info": info,
-                            "timestamp": at}, now)
+                            "timestamp": utc_text(at)}, now)
 
 
 def maintenance_mode(charger_id: str, station_id: str, *, under_maintenance: bool, reason: str | None,
                      at: str, now: str) -> Message:
     return _charger_update(charger_id, "maintenance_mode",
                            {"station_id": station_id, "is_under_maintenance": under_maintenance,
-                            "maintenance_reason": reason, "timestamp": at}, now)
+                            "maintenance_reason": reason, "timestamp": utc_text(at)}, now)
 
 
 # --- seed 2, 4.6, 4.7: the map ------------------------------------------------------------------
@@ -244,7 +274,7 @@ def charger_status_update(station: StationSpec, charger_id: str, status_of: Stat
     }
     if under_maintenance:
         data["maintenance_reason"] = maintenance_reason
-    data["timestamp"] = at
+    data["timestamp"] = utc_text(at)
     return {"type": "charger_status_update", "station_id": station.id, "charger_id": charger_id,
             "status": status, "data": data, "timestamp": now}
 

@@ -4,13 +4,14 @@ One pipeline per batch of steps (no MULTI): for each step in order, the
 messages for the users, the charger messages fanned out to every connected
 user (DESIGN ruling 1; the users are the hash ``chargetwin:connected_users``
 the gateway keeps), then the keys. Each message is encoded once, however
-many users get it.
+many users get it. At start, :meth:`Publisher.register_users` writes the set
+of user ids the gateway checks tokens against (``chargetwin:users``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -18,7 +19,10 @@ import redis.asyncio as aioredis
 from ..faults import BACKEND_FAULTS, BackendFault
 from .logic import CONNECTED_USERS_KEY, Effects, fan_out
 
-__all__ = ["Publisher", "encode"]
+__all__ = ["USERS_KEY", "Publisher", "encode"]
+
+USERS_KEY = "chargetwin:users"
+"""A set of the backend's user ids, for the gateway to refuse a valid token of a user that does not exist."""
 
 
 def encode(message: Any) -> str:
@@ -46,6 +50,15 @@ class Publisher:
             if user.isdigit() and sockets.lstrip("-").isdigit() and int(sockets) > 0:
                 users.append(int(user))
         return users
+
+    async def register_users(self, user_ids: Iterable[int]) -> None:
+        """Replace ``chargetwin:users`` with ``user_ids``, atomically (MULTI): a gateway never sees it half written."""
+        members = [str(user_id) for user_id in user_ids]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(USERS_KEY)
+            if members:
+                pipe.sadd(USERS_KEY, *members)
+            await pipe.execute()
 
     async def apply(self, effects: Effects) -> int:
         """Publish and write what ``effects`` says; the number of messages published."""

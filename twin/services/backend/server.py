@@ -21,10 +21,12 @@ from types import TracebackType
 
 import httpx
 import redis.asyncio as aioredis
+from fastapi import APIRouter
 
 from ...clock import Clock
 from ...model.config import StationSpec
 from .._http import EmbeddedHttpServer, bind
+from ..appwatch import AppWatch
 from ..settings import Settings
 from ..users import TestUser
 from .app import create_app, service_of
@@ -46,9 +48,11 @@ class Backend:
     """The reference backend served on ``settings.host:settings.backend_port``."""
 
     def __init__(self, *, settings: Settings, stations: Sequence[StationSpec], users: Sequence[TestUser],
-                 clock: Clock, redis: aioredis.Redis, cms: httpx.AsyncClient | None = None) -> None:
+                 clock: Clock, redis: aioredis.Redis, cms: httpx.AsyncClient | None = None,
+                 routers: Sequence[APIRouter] = (), watch: AppWatch | None = None) -> None:
         self.settings = settings
-        self.app = create_app(settings=settings, stations=stations, users=users, clock=clock, redis=redis, cms=cms)
+        self.app = create_app(settings=settings, stations=stations, users=users, clock=clock, redis=redis, cms=cms,
+                              routers=routers, watch=watch)
         self._http: EmbeddedHttpServer | None = None
         self._port: int | None = None
 

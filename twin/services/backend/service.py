@@ -125,8 +125,12 @@ class BackendService:
             stored = store.load()
             logic = BackendLogic(self.network, self.users, sessions=stored.sessions, connectors=stored.connectors,
                                  maintenance=stored.maintenance, next_session_id=stored.next_session_id)
-            await self._publisher.apply(logic.snapshot(now=self.clock.now()))
+            reconciled = logic.reconcile(now=self.clock.now())
+            store.save(reconciled)
+            await self._publisher.apply_all([reconciled, logic.snapshot(now=self.clock.now())])
             await self._drop_stale_session_keys(logic)
+            # the gateway refuses a valid token of a user not in this set (it cannot ask the backend)
+            await self._publisher.register_users(self.users.by_id)
         except (RedisError, OSError) as error:
             store.close()
             raise BackendStartError(f"cannot write to Redis at start: {error}") from error
@@ -255,6 +259,18 @@ class BackendService:
         """Put a station under maintenance, or take it out (for the twin's control API)."""
         await self._step(lambda now: (None, self.logic.set_maintenance(
             station_id, under_maintenance, reason=reason, now=now)))
+
+    async def change_network(self, station: StationSpec | None, *, removed: str | None = None) -> None:
+        """Add, replace or remove a station; apps get the new charger list (the twin's control API)."""
+        await self._step(lambda now: (None, self.logic.change_network(station, removed=removed, now=now)))
+
+    async def notify(self, user_id: int, title: str, text: str, data: dict[str, Any]) -> None:
+        """Push a notification to a user (the twin's control API)."""
+        await self._step(lambda now: (None, self.logic.notify(user_id, title, text, data, now=now)))
+
+    async def session_error(self, user_id: int, error: str, text: str, error_code: str | None) -> None:
+        """Push a ``session_error`` about the user's open session (the twin's control API)."""
+        await self._step(lambda now: (None, self.logic.session_error(user_id, error, text, error_code, now=now)))
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -118,6 +118,25 @@ class Network:
                 self.charge_points[cp.id] = cp
                 self.station_of[cp.id] = station
 
+    def add(self, station: StationSpec) -> None:
+        """Add a station (or replace one of the same id: its charging points as given now)."""
+        if station.id in self.stations:
+            self.remove(station.id)
+        taken = [cp.id for cp in station.charge_points if cp.id in self.charge_points]
+        if taken:
+            raise ValueError(f"charging point {taken[0]!r} is already in the network")
+        self.stations[station.id] = station
+        for cp in station.charge_points:
+            self.charge_points[cp.id] = cp
+            self.station_of[cp.id] = station
+
+    def remove(self, station_id: str) -> StationSpec:
+        station = self.stations.pop(station_id)
+        for cp in station.charge_points:
+            del self.charge_points[cp.id]
+            del self.station_of[cp.id]
+        return station
+
     def has_connector(self, charger_id: str, connector_id: int) -> bool:
         cp = self.charge_points.get(charger_id)
         return cp is not None and 1 <= connector_id <= cp.connectors

@@ -72,6 +72,16 @@ class CentralSystem:
 
     # --- the network -----------------------------------------------------------------
 
+    def add(self, station: StationSpec) -> None:
+        """Know the charge points of a station added to the network (the twin's control API)."""
+        for cp in station.charge_points:
+            self.connectors[cp.id] = cp.connectors
+
+    def forget(self, charge_point_ids: Iterable[str]) -> None:
+        """Charge points that left the network: refused at the next handshake."""
+        for charge_point_id in charge_point_ids:
+            self.connectors.pop(charge_point_id, None)
+
     def knows(self, charge_point_id: str) -> bool:
         return charge_point_id in self.connectors
 

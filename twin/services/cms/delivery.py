@@ -50,6 +50,7 @@ class EventDelivery:
         self._backoff = (backoff_initial, backoff_max)
         self._queues: dict[str, deque[dict[str, Any]]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._watched: dict[int, asyncio.Event] = {}  # id(event) -> set once it left its queue
         self.delivered = 0
         self.dropped = 0
         self._closed = False
@@ -70,6 +71,14 @@ class EventDelivery:
         if charger_id not in self._workers:
             self._workers[charger_id] = asyncio.get_running_loop().create_task(
                 self._drain(charger_id), name=f"cms-events-{charger_id}")
+
+    async def wait_settled(self, event: dict[str, Any]) -> None:
+        """Wait until ``event`` (submitted before) was delivered or dropped; at once if it already was."""
+        queue = self._queues.get(str(event.get("charger_id")), ())
+        if not any(queued is event for queued in queue):
+            return
+        settled = self._watched.setdefault(id(event), asyncio.Event())
+        await settled.wait()
 
     async def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every queued event was delivered (or dropped); False if ``timeout`` passed first."""
@@ -100,7 +109,9 @@ class EventDelivery:
         try:
             while queue:
                 await self._deliver(queue[0])
-                queue.popleft()
+                settled = self._watched.pop(id(queue.popleft()), None)
+                if settled is not None:
+                    settled.set()
         finally:
             del self._workers[charger_id]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from types import TracebackType
@@ -26,6 +27,10 @@ _LOG = logging.getLogger(__name__)
 
 EVENTS_PATH = "/internal/cms/events"
 
+STOP_SETTLE_S = 1.0
+"""Wall seconds a stop's answer waits, after RemoteStopTransaction.conf, for the charge point's StopTransaction
+to reach the backend (see :meth:`Cms.remote_stop`)."""
+
 
 class Cms:
     """The seed's "Python CMS": an OCPP 1.6J central system plus its REST API (``docs/stack.md``).
@@ -39,13 +44,17 @@ class Cms:
     ``heartbeat_interval`` (s) is what BootNotification.conf tells charge
     points; ``first_transaction_id`` the first id StartTransaction gets;
     ``ocpp_tap`` sees every OCPP frame; ``delivery_transport`` replaces the
-    HTTP transport to the backend (tests).
+    HTTP transport to the backend (tests); ``stop_settle_s`` bounds the wait
+    of :meth:`remote_stop` for the StopTransaction.
     """
 
     def __init__(self, *, settings: Settings, stations: Sequence[StationSpec], clock: Clock,
                  heartbeat_interval: int = 300, first_transaction_id: int = 1, ocpp_tap: OcppTap | None = None,
-                 delivery_transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 delivery_transport: httpx.AsyncBaseTransport | None = None,
+                 stop_settle_s: float = STOP_SETTLE_S) -> None:
         self.settings = settings
+        self._stop_settle_s = stop_settle_s
+        self._stops: dict[tuple[str, int], asyncio.Future[Event]] = {}  # StopTransactions a stop waits for
         self.clock = clock
         self.central = CentralSystem(stations, first_transaction_id=first_transaction_id)
         self._heartbeat_interval = heartbeat_interval
@@ -151,13 +160,35 @@ class Cms:
 
     async def remote_stop(self, charger_id: str, *, connector_id: int | None = None,
                           transaction_id: int | None = None) -> Transaction:
-        """RemoteStopTransaction of the transaction named (SPEC-NOTES N-13); returns it."""
+        """RemoteStopTransaction of the transaction named (SPEC-NOTES N-13); returns it.
+
+        Once the charge point accepted, the answer waits (up to ``stop_settle_s``)
+        until its StopTransaction came and the ``session_stopped`` event reached
+        the backend: the backend's answer to the app can then tell the charger's
+        final energy and duration, the same as ``session_stopped`` (seed 1 and
+        Example 4 show them equal). A charge point slower than that, or a
+        backend away, delays nothing further: the answer goes out anyway.
+        """
         transaction = self.central.find_for_stop(charger_id, connector_id=connector_id,
                                                  transaction_id=transaction_id)
-        answer = await self._ocpp().call(charger_id, call.RemoteStopTransaction(transaction_id=transaction.id))
-        if answer.status != "Accepted":
-            raise CommandRejectedError(f"charger {charger_id} rejected RemoteStopTransaction of "
-                                       f"transaction {transaction.id}")
+        key = (charger_id, transaction.id)
+        stopped = self._stops[key] = asyncio.get_running_loop().create_future()
+        try:
+            answer = await self._ocpp().call(charger_id, call.RemoteStopTransaction(transaction_id=transaction.id))
+            if answer.status != "Accepted":
+                raise CommandRejectedError(f"charger {charger_id} rejected RemoteStopTransaction of "
+                                           f"transaction {transaction.id}")
+            try:
+                async with asyncio.timeout(self._stop_settle_s):
+                    event = await stopped
+                    if self.delivery is not None:
+                        await self.delivery.wait_settled(event)
+            except TimeoutError:
+                _LOG.debug("%s: transaction %d not ended within %g s of the stop; answering", charger_id,
+                           transaction.id, self._stop_settle_s)
+        finally:
+            if self._stops.get(key) is stopped:
+                del self._stops[key]
         return transaction
 
     async def change_availability(self, charger_id: str, connector_id: int, *, operative: bool) -> str:
@@ -178,3 +209,7 @@ class Cms:
     def _submit(self, event: Event) -> None:
         assert self.delivery is not None
         self.delivery.submit(event)
+        if event["event"] == "session_stopped":
+            waiting = self._stops.get((event["charger_id"], event["transaction_id"]))
+            if waiting is not None and not waiting.done():
+                waiting.set_result(event)

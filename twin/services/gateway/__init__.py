@@ -19,9 +19,11 @@ from .routing import (
     Router,
     Routing,
     parse_channel,
+    path_allowed,
     token_from_path,
+    user_rejection,
 )
-from .server import ACTIVE_SESSION_KEY, CHARGER_LIST_KEY, CONNECTED_USERS_KEY, Gateway, GatewayMetrics
+from .server import ACTIVE_SESSION_KEY, CHARGER_LIST_KEY, CONNECTED_USERS_KEY, USERS_KEY, Gateway, GatewayMetrics
 
 __all__ = [
     "ACTIVE_SESSION_KEY",
@@ -32,6 +34,7 @@ __all__ = [
     "CLIENT_TOO_SLOW",
     "CONNECTED_USERS_KEY",
     "INVALID_TOKEN",
+    "USERS_KEY",
     "Admitted",
     "Gateway",
     "GatewayError",
@@ -41,5 +44,7 @@ __all__ = [
     "Router",
     "Routing",
     "parse_channel",
+    "path_allowed",
     "token_from_path",
+    "user_rejection",
 ]

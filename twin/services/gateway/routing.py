@@ -6,9 +6,11 @@ asks to connect, a Redis message arrives, a socket goes away) and acts on its
 decisions (close with this code, write this payload to these sockets, drop
 these slow ones). Tests drive it with plain objects as connections.
 
-Call order for one connection: :meth:`Router.admit` (a :class:`Rejection`
-means close, nothing was registered); while the welcome messages go out the
-connection is *pending* and the Redis messages for it are queued;
+Before the handshake, :func:`path_allowed` (else HTTP 404). Call order for one
+connection: :meth:`Router.admit` (a :class:`Rejection` means close, nothing was
+registered); then :func:`user_rejection` with what Redis says of the user (a
+:class:`Rejection`: :meth:`Router.remove`, then close); while the welcome
+messages go out the connection is *pending* and the Redis messages for it are queued;
 :meth:`Router.go_live` hands them back, in order, and from then on
 :meth:`Router.route` names it in ``Routing.send``; :meth:`Router.remove` when
 it closes (idempotent).
@@ -34,7 +36,9 @@ __all__ = [
     "Router",
     "Routing",
     "parse_channel",
+    "path_allowed",
     "token_from_path",
+    "user_rejection",
 ]
 
 C = TypeVar("C", bound=Hashable)
@@ -99,6 +103,22 @@ def parse_channel(channel: bytes | str) -> tuple[int, str] | None:
     if match is None:
         return None
     return int(match[1]), match[2].decode()
+
+
+def path_allowed(path: str) -> bool:
+    """Whether a request path is the gateway's: the root, as in seed 2's ``ws://host:8080?token=JWT``."""
+    return urlsplit(path).path == "/"
+
+
+def user_rejection(*, registry: bool, member: bool) -> Rejection | None:
+    """Whether the user of a valid token may connect: :data:`INVALID_TOKEN` for a user the backend does not know.
+
+    ``registry``: Redis holds the backend's user ids (``chargetwin:users``, written
+    by the backend at start; docs/stack.md); ``member``: this user is one of them.
+    The backend answers 401 "Invalid authentication token" for the same token. Without
+    the key (a backend that does not write it) the gateway cannot tell, and admits.
+    """
+    return INVALID_TOKEN if registry and not member else None
 
 
 def token_from_path(path: str) -> str | None:

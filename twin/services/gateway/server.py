@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -37,6 +38,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from chargetwin.twin.clock import Clock
 from chargetwin.twin.services import auth
@@ -50,9 +52,22 @@ from . import messages
 from ._backoff import reconnect_delays
 from .exceptions import GatewayStartError
 from .presence import PresenceLedger
-from .routing import CHANNEL_PATTERNS, CLIENT_TOO_SLOW, Rejection, Router, token_from_path
+from .routing import (
+    CHANNEL_PATTERNS,
+    CLIENT_TOO_SLOW,
+    Admitted,
+    Rejection,
+    Router,
+    path_allowed,
+    token_from_path,
+    user_rejection,
+)
 
-__all__ = ["ACTIVE_SESSION_KEY", "CHARGER_LIST_KEY", "CONNECTED_USERS_KEY", "Gateway", "GatewayMetrics"]
+if TYPE_CHECKING:  # the watch brings FastAPI; a gateway without one does not need it
+    from ..appwatch import AppWatch
+
+__all__ = ["ACTIVE_SESSION_KEY", "CHARGER_LIST_KEY", "CONNECTED_USERS_KEY", "USERS_KEY", "Gateway",
+           "GatewayMetrics"]
 
 log = logging.getLogger("chargetwin.gateway")
 
@@ -60,6 +75,7 @@ log = logging.getLogger("chargetwin.gateway")
 CHARGER_LIST_KEY: Final = "chargetwin:charger_list"
 ACTIVE_SESSION_KEY: Final = "chargetwin:active_session:{user_id}"
 CONNECTED_USERS_KEY: Final = "chargetwin:connected_users"
+USERS_KEY: Final = "chargetwin:users"
 
 SHUTDOWN: Final = Rejection(1001, "Gateway shutting down")
 REDIS_DOWN: Final = Rejection(1013, "Try again later")
@@ -131,12 +147,14 @@ class Gateway:
     ``settings.jwt_secret``). ``close_timeout``: how long a closing handshake
     may take before the TCP connection is aborted.
     ``startup_timeout``: how long :meth:`start` waits for Redis. ``rng``:
-    jitter of the reconnection backoff.
+    jitter of the reconnection backoff. ``watch``: sees every handshake and
+    frame of the apps (its connection class serves each socket).
     """
 
     def __init__(self, *, settings: Settings, clock: Clock, redis_url: str | None = None,
                  verify_token: Callable[[str], int] | None = None, close_timeout: float = 10.0,
-                 startup_timeout: float = 10.0, rng: random.Random | None = None) -> None:
+                 startup_timeout: float = 10.0, rng: random.Random | None = None,
+                 watch: AppWatch | None = None) -> None:
         url = redis_url or settings.redis_url
         if not url:
             raise ValueError("the gateway needs a Redis: pass redis_url= or set settings.redis_url (REDIS_URL)")
@@ -147,6 +165,7 @@ class Gateway:
         self._close_timeout = close_timeout
         self._startup_timeout = startup_timeout
         self._rng = rng or random.Random()
+        self._watch = watch
         self._router: Router[ServerConnection] = Router(max_connections=settings.gateway_max_connections,
                                                         max_buffer_bytes=settings.gateway_max_buffer_bytes)
         self._presence = PresenceLedger()
@@ -192,8 +211,9 @@ class Gateway:
                 self._handle, settings.host, settings.gateway_port,
                 ping_interval=settings.gateway_ping_interval_s, ping_timeout=settings.gateway_ping_timeout_s,
                 close_timeout=self._close_timeout, write_limit=settings.gateway_max_buffer_bytes,
+                create_connection=None if self._watch is None else self._watch.connection_type,
                 # Per-connection deflate would encode each message once per socket.
-                compression=None, logger=log)
+                compression=None, logger=log, process_request=self._process_request)
         except OSError as exc:
             await self.stop()
             raise GatewayStartError(f"cannot listen on {settings.host}:{settings.gateway_port}: {exc}") from exc
@@ -250,9 +270,19 @@ class Gateway:
 
     # --- one connection ------------------------------------------------------------
 
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse the handshake of any path but the root (seed 2: ``ws://host:8080?token=JWT``) with 404."""
+        if path_allowed(request.path):
+            return None
+        self._counters.rejected["HTTP 404"] += 1
+        return connection.respond(HTTPStatus.NOT_FOUND, "The gateway's WebSocket is at /?token=JWT\n")
+
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         decision = self._router.admit(connection, token_from_path(connection.request.path), self._verify)
+        if isinstance(decision, Admitted) and (unknown := await self._user_rejection(decision.user_id)):
+            self._router.remove(connection)
+            decision = unknown
         if isinstance(decision, Rejection):
             # SPEC-NOTES N-48: complete the handshake, then close with the seed's code and reason.
             self._counters.rejected[decision.reason] += 1
@@ -306,6 +336,23 @@ class Gateway:
             broadcast([connection], payload, text=True)
         self._counters.messages_forwarded += len(queued)
         return True
+
+    async def _user_rejection(self, user_id: int) -> Rejection | None:
+        """Whether the backend knows ``user_id`` (``chargetwin:users``); 1013 when Redis does not answer."""
+        assert self._redis is not None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(USERS_KEY)
+                pipe.sismember(USERS_KEY, str(user_id))
+                registry, member = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("cannot check user %d in Redis (%s); closing", user_id, exc)
+            return REDIS_DOWN
+        rejection = user_rejection(registry=bool(registry), member=bool(member))
+        if rejection is not None:
+            log.warning("user %d is not in %s, the users the backend wrote at its start: refused (another backend "
+                        "publishing here? delete the key)", user_id, USERS_KEY)
+        return rejection
 
     async def _read_snapshot(self, user_id: int) -> tuple[bytes | None, bytes | None]:
         assert self._redis is not None
