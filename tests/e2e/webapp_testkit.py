@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import pytest
+from browser_testkit import chromium
 from stack_testkit import Traffic, running_stack
 
 from chargetwin.twin.model.config import Scenario
@@ -32,25 +31,8 @@ __all__ = ["PageWatch", "ScriptedTwin", "StackThread", "artifacts_dir", "chromiu
 
 _T = TypeVar("_T")
 
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 REPO = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-
-
-def chromium() -> str:
-    """The browser to drive, or a skip (a failure when CHARGETWIN_REQUIRE_BROWSER is set) saying how to get one.
-
-    The same rule as ``tests/reports/test_report_browser.py``.
-    """
-    found = os.environ.get("CHARGETWIN_CHROMIUM") or next(filter(None, map(shutil.which, CANDIDATES)), None)
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
-    if found is None:
-        reason = ("no Chromium found: install Debian's chromium package (apt-get install chromium) "
-                  "or set CHARGETWIN_CHROMIUM to a Chrome/Chromium binary")
-        if os.environ.get("CHARGETWIN_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 def artifacts_dir(name: str) -> Path:

@@ -10,33 +10,16 @@ skip into a failure.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from browser_testkit import chromium
 
 from chargetwin.reports import render_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
-
-
-def _chromium() -> str:
-    """The browser to drive, or a skip (a failure in CI) naming how to get one."""
-    found = os.environ.get("CHARGETWIN_CHROMIUM") or next(filter(None, map(shutil.which, CANDIDATES)), None)
-    playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install "
-                                                                   "-e '.[test]')")
-    del playwright
-    if found is None:
-        reason = ("no Chromium found: install Debian's chromium package (apt-get install chromium) "
-                  "or set CHARGETWIN_CHROMIUM to a Chrome/Chromium binary")
-        if os.environ.get("CHARGETWIN_REQUIRE_BROWSER"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
 
 
 @dataclass
@@ -87,7 +70,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 @pytest.mark.parametrize("fixture", ["smoke-results.json", "fail-results.json"])
 def test_the_report_renders_in_chromium_with_no_errors_and_no_requests(fixture: str, tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     results = json.loads((FIXTURES / fixture).read_text(encoding="utf-8"))
     page = tmp_path / "report.html"
     page.write_text(render_report(results), encoding="utf-8")
@@ -101,7 +84,7 @@ def test_the_report_renders_in_chromium_with_no_errors_and_no_requests(fixture: 
 
 
 def test_the_browser_check_sees_console_errors_and_outside_requests(tmp_path: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     page = tmp_path / "leaky.html"
     page.write_text("<!doctype html><html lang=en><title>leaky</title><p data-verdict=pass>pass</p>"
                     "<img src='https://cdn.example.com/logo.png' alt=''>"
