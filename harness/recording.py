@@ -28,7 +28,6 @@ Call order::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import replace
@@ -40,6 +39,7 @@ import httpx
 from ..twin.model.config import Scenario
 from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.stack import Stack
+from ._hop_taps import HopTaps
 from ._interning import Interner
 from .checks import CheckParams
 from .exceptions import TraceError
@@ -57,10 +57,9 @@ TRACE_NAME: Final = "trace.ndjson"
 FLUSH_S: Final = 1.0
 """Wall seconds between pushes of the written records to the file (a killed process loses at most these)."""
 
-_OCPP_DIRECTION: Final = {"receive": "send", "send": "receive"}  # the CMS's view -> the charge point's (trace)
 
 
-class Recording:
+class Recording(HopTaps):
     """The trace of one served stack, written to ``out/trace.ndjson``; see the module's docstring."""
 
     def __init__(self, out: Path) -> None:
@@ -82,16 +81,16 @@ class Recording:
         """A :class:`Stack` of ``scenario`` (``options`` are Stack's) with every hop tapped into this recording."""
         events = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=MAX_IN_FLIGHT,
                                                               max_keepalive_connections=MAX_IN_FLIGHT))
-        stack = Stack(scenario, ocpp_tap=self._ocpp,
-                      cms_transport=TappingTransport(self._http, hop="backend-cms", channel_prefix="cms:"),
-                      events_transport=TappingTransport(self._http, hop="cms-backend", channel_prefix="backend:",
+        stack = Stack(scenario, ocpp_tap=self.ocpp,
+                      cms_transport=TappingTransport(self.http, hop="backend-cms", channel_prefix="cms:"),
+                      events_transport=TappingTransport(self.http, hop="cms-backend", channel_prefix="backend:",
                                                         inner=events), **options)
         self._stack = stack
-        self._twin(RUN, "start", _header(scenario, stack).to_message())
-        stack.world.subscribe(ModelTap(self._twin))
+        self.twin(RUN, "start", _header(scenario, stack).to_message())
+        stack.world.subscribe(ModelTap(self.twin))
         if stack.watch is None:
             raise ValueError("a recording needs the stack's watch on its apps: pass watch_apps=True")
-        stack.watch.listen(self._app)
+        stack.watch.listen(self.app)
         return stack
 
     async def start(self) -> None:
@@ -99,7 +98,7 @@ class Recording:
         assert self._stack is not None, "make the stack with Recording.stack first"
         ready = asyncio.Event()
         redis = asyncio.get_running_loop().create_task(tap_redis(
-            self._stack.urls.redis, lambda channel, message: self._record("redis", channel, "publish", message),
+            self._stack.urls.redis, lambda channel, message: self.record("redis", channel, "publish", message),
             ready, parse=self._messages.parse))
         self._tasks = [redis, asyncio.get_running_loop().create_task(self._flush_every(FLUSH_S))]
         waiting = asyncio.ensure_future(ready.wait())
@@ -118,7 +117,7 @@ class Recording:
         metrics = {} if watch is None else {"app_violations": {"total": watch.total, "by_rule": watch.by_rule}}
         end = RunEnd(complete=stopped is None, stopped=stopped, wall_seconds=round(time.monotonic() - self._wall0, 2),
                      metrics=metrics)
-        self._twin(TWIN_END, "end", end.to_message())
+        self.twin(TWIN_END, "end", end.to_message())
         try:
             self._writer.close()
         except OSError as error:
@@ -141,7 +140,7 @@ class Recording:
 
     # --- the taps ------------------------------------------------------------------------------
 
-    def _record(self, hop: str, channel: str, direction: str, message: Any, *, status: int | None = None,
+    def record(self, hop: str, channel: str, direction: str, message: Any, *, status: int | None = None,
                 user_id: int | None = None, socket_id: int | None = None, charger_id: str | None = None,
                 request_id: str | None = None) -> None:
         if self.failure is not None or self._writer.closed:
@@ -165,28 +164,6 @@ class Recording:
         if self.failure is None:
             self.failure = error
             log.error("recording stopped: cannot write %s: %s", self.path, error)
-
-    def _twin(self, channel: str, direction: str, message: dict[str, Any]) -> None:
-        self._record("twin", channel, direction, message)
-
-    def _app(self, channel: str, direction: str, message: Any, status: int | None, user_id: int | None,
-             socket_id: int | None) -> None:
-        hop = "gateway-app" if channel == "websocket" else "app-backend"
-        self._record(hop, channel, direction, message, status=status, user_id=user_id, socket_id=socket_id)
-
-    def _ocpp(self, charge_point_id: str, direction: str, frame: str) -> None:
-        try:
-            message: Any = json.loads(frame)
-        except ValueError:
-            message = frame
-        self._record("ocpp", f"ocpp:{charge_point_id}", _OCPP_DIRECTION.get(direction, direction), message,
-                     charger_id=charge_point_id)
-
-    def _http(self, hop: str, channel: str, direction: str, message: Any, status: int | None,
-              request_id: str) -> None:
-        charger = message.get("charger_id") if isinstance(message, dict) else None
-        self._record(hop, channel, direction, message, status=status, request_id=request_id,
-                     charger_id=charger if isinstance(charger, str) else None)
 
 
 def _header(scenario: Scenario, stack: Stack) -> RunHeader:

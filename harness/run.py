@@ -41,6 +41,7 @@ from ..twin.services.cms.delivery import MAX_IN_FLIGHT
 from ..twin.services.settings import Settings
 from ..twin.stack import Stack
 from ..twin.target import Target, TargetStack
+from ._hop_taps import HopTaps
 from ._interning import ByIdentity, Interner
 from .apps import AppUsers
 from .checks import CheckParams
@@ -58,7 +59,6 @@ __all__ = ["SETTLE_S", "run_scenario", "with_speed"]
 
 log = logging.getLogger("chargetwin.run")
 
-_OCPP_DIRECTION = {"receive": "send", "send": "receive"}  # the CMS's view -> the charge point's (trace)
 TICK_S = 0.5
 """Wall seconds between ticks of the pipeline (and samples of the CMS's backlog)."""
 
@@ -67,7 +67,7 @@ AnyStack = Stack | TargetStack
 """The twin's own services, or someone else's (``run --target``)."""
 
 
-class _Taps:
+class _Taps(HopTaps):
     """Turns every tapped message into a trace line, stamped with simulated and wall time, for the worker.
 
     A fan-out's copies (one Redis message per connected user, one frame per
@@ -119,29 +119,6 @@ class _Taps:
         """Bytes written and not yet read by the worker."""
         transport = self._stdin.transport
         return transport.get_write_buffer_size() if isinstance(transport, asyncio.WriteTransport) else 0
-
-    def twin(self, channel: str, direction: str, message: dict[str, Any]) -> None:
-        self.record("twin", channel, direction, message)
-
-    def app(self, channel: str, direction: str, message: Any, status: int | None, user_id: int,
-            socket_id: int | None) -> None:
-        hop = "gateway-app" if channel == "websocket" else "app-backend"
-        self.record(hop, channel, direction, message, status=status, user_id=user_id, socket_id=socket_id)
-
-    def ocpp(self, charge_point_id: str, direction: str, frame: str) -> None:
-        try:
-            message: Any = json.loads(frame)
-        except ValueError:
-            message = frame
-        self.record("ocpp", f"ocpp:{charge_point_id}", _OCPP_DIRECTION.get(direction, direction), message,
-                    charger_id=charge_point_id)
-
-    def http(self, hop: str, channel: str, direction: str, message: Any, status: int | None,
-             request_id: str) -> None:
-        """A backend <-> CMS exchange (an :class:`~.http_tap.ExchangeTap`), with the charger a body names."""
-        charger = message.get("charger_id") if isinstance(message, dict) else None
-        self.record(hop, channel, direction, message, status=status, request_id=request_id,
-                    charger_id=charger if isinstance(charger, str) else None)
 
 
 def _encode(message: Any) -> str:

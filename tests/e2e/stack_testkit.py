@@ -118,6 +118,15 @@ class App:
         return await asyncio.wait_for(found(), timeout)
 
 
+async def connected_app(stack: Stack, traffic: Traffic, http: httpx.AsyncClient, user_id: int = 1) -> App:
+    """An app logged in as ``user_id`` with its socket open and the on-connect messages received."""
+    app = App(stack, traffic, http)
+    await app.login(user_id)
+    await app.open()
+    await app.wait_for(lambda m: m["type"] == "active_session_update")
+    return app
+
+
 @asynccontextmanager
 async def running_stack(scenario: Scenario, settings: Settings, *, speed: float = 60.0, **options: Any
                         ) -> AsyncIterator[tuple[Stack, Traffic]]:

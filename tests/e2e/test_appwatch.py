@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from stack_testkit import App, quiet, running_stack, settings_for
+from stack_testkit import connected_app, quiet, running_stack, settings_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -44,10 +44,7 @@ def test_a_malformed_start_a_bad_header_and_a_client_frame_are_listed(tmp_path: 
     async def main() -> None:
         watched = running_stack(quiet(), settings_for(tmp_path), watch_apps=True)
         async with watched as (stack, traffic), httpx.AsyncClient() as http:
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
-            await app.wait_for(lambda m: m["type"] == "active_session_update")
+            app = await connected_app(stack, traffic, http)
 
             refused = await app.post("/api/charging/start", {"charger": "CP001"})  # the backend refuses: 422
             assert refused.status_code == 422
@@ -104,9 +101,7 @@ def test_a_well_behaved_app_produces_none(tmp_path: Path) -> None:
     async def main() -> None:
         watched = running_stack(quiet(), settings_for(tmp_path), watch_apps=True)
         async with watched as (stack, traffic), httpx.AsyncClient() as http:
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
+            app = await connected_app(stack, traffic, http)
             started = await app.post("/api/charging/start", {"charger_id": "CP001", "connector_id": 1})
             assert started.status_code == 200, started.text
             await app.wait_for(lambda m: m.get("event") == "session_started")
@@ -126,9 +121,7 @@ def test_the_list_stays_bounded_and_the_total_counts_all(tmp_path: Path, caplog:
     async def main() -> None:
         watched = running_stack(quiet(), settings_for(tmp_path), watch_apps=True)
         async with watched as (stack, traffic), httpx.AsyncClient() as http:
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
+            app = await connected_app(stack, traffic, http)
             assert app._socket is not None
             for n in range(sent):  # an app gone wrong: a frame in a loop
                 await app._socket.send(f'{{"type": "ping", "n": {n}}}')

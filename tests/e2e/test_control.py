@@ -18,7 +18,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
-from stack_testkit import App, quiet, running_stack, settings_for
+from stack_testkit import connected_app, quiet, running_stack, settings_for
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
@@ -57,10 +57,7 @@ def test_every_control_action_reaches_apps_and_charge_points_as_the_contracts_sa
                                  ocpp_tap=lambda cp, d, f: frames.append((cp, d, f))) as (stack, traffic), \
                 httpx.AsyncClient() as http:
             control = Control(http, stack.urls.backend)
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
-            await app.wait_for(lambda m: m["type"] == "active_session_update")
+            app = await connected_app(stack, traffic, http)
 
             # the guard: no token, a wrong one; the open info; the document of the API
             for token in ("", "wrong"):
@@ -214,10 +211,7 @@ def test_a_station_added_and_removed_while_running_reaches_every_app(tmp_path: P
         settings = settings_for(tmp_path, admin_token=TOKEN)
         async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
             control = Control(http, stack.urls.backend)
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
-            await app.wait_for(lambda m: m["type"] == "active_session_update")
+            app = await connected_app(stack, traffic, http)
 
             def listed(message: dict[str, Any], station_id: str) -> dict[str, Any] | None:
                 if message["type"] != "charger_list_update":
@@ -301,9 +295,7 @@ def test_a_charge_point_of_someone_elses_is_listed_and_driven_through_the_cms(tm
         settings = settings_for(tmp_path, admin_token=TOKEN)
         async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
             control = Control(http, stack.urls.backend)
-            app = App(stack, traffic, http)
-            await app.login(1)
-            await app.open()
+            app = await connected_app(stack, traffic, http)
             added = await control.ok("POST", "/stations", {
                 "id": "LAB", "name": "Test lab", "address": "Lab 1", "latitude": 30.0, "longitude": 31.2,
                 "charge_points": [{"id": "EXT1", "connectors": 1, "simulated": False}]})

@@ -203,34 +203,31 @@ export function startable(station, charger, connectorStatus) {
 
 // --- the session (seed 3.2, 4.4, 4.8) ----------------------------------------------------
 
+/** The session a ``session_started`` or ``meter_value`` update tells of, kept with what was known of it. */
+function activeSession(state, message, extra) {
+  const data = message.data ?? {};
+  return {
+    ...sameSession(state, message.session_id),
+    session_id: message.session_id,
+    transaction_id: message.transaction_id,
+    charger_id: data.charger_id,
+    connector_id: data.connector_id,
+    status: "active",
+    ...extra,
+  };
+}
+
 function onSessionUpdate(state, message) {
   const id = message.session_id;
   const data = message.data ?? {};
   switch (message.event) {
     case "session_started":
       if (state.endedSessions.has(id)) return [];
-      state.session = {
-        ...sameSession(state, id),
-        session_id: id,
-        transaction_id: message.transaction_id,
-        charger_id: data.charger_id,
-        connector_id: data.connector_id,
-        start_time: data.start_time,
-        status: "active",
-      };
+      state.session = activeSession(state, message, { start_time: data.start_time });
       return ["session", "stations"];
     case "meter_value":
       if (state.endedSessions.has(id)) return [];
-      state.session = {
-        ...sameSession(state, id),
-        session_id: id,
-        transaction_id: message.transaction_id,
-        charger_id: data.charger_id,
-        connector_id: data.connector_id,
-        station_id: data.station_id,
-        status: "active",
-        meter: data,
-      };
+      state.session = activeSession(state, message, { station_id: data.station_id, meter: data });
       return ["session"];
     case "session_stopped":
     case "session_completed":
