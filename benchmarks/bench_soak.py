@@ -6,10 +6,12 @@ A benchmark, not a test: it reports figures and asserts nothing. Run it with
 free ports), logs its test users in, holds ``--sockets`` WebSockets open on
 the gateway (spread over the users, each counting what it receives), and
 samples the serve process's resident memory (``/proc``; Linux) every
-``--every`` wall seconds until ``--days`` simulated days have passed. It
-reports the peak, the memory after warm-up (the first ``--warmup`` of the
-run) and the growth from there to the end: flat means a served twin can run
-for days.
+``--every`` wall seconds until ``--days`` simulated days have passed (by the
+twin's clock: where the machine cannot hold the speed, simulated time waits
+for the services, and the run takes longer). It reports the speed it held,
+the peak, the memory after warm-up (the first ``--warmup`` of the simulated
+time) and the growth from there to the end: flat means a served twin can
+run for days.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +94,26 @@ async def soak(scenario: str, *, speed: float, days: float, sockets: int, every:
             counts = [0] * sockets
             holders = [asyncio.create_task(_hold(urls["gateway"], tokens[i % len(tokens)], counts, i, stop))
                        for i in range(sockets)]
-            wall = days * 86_400 / speed
+            token = (Path(state) / "admin-token").read_text(encoding="utf-8").strip()
             samples: list[tuple[float, float]] = []
             started = time.monotonic()
-            while (elapsed := time.monotonic() - started) < wall:
-                samples.append((elapsed, rss_mb(process.pid)))
-                print(f"  {elapsed:7.0f} s  (simulated {elapsed * speed / 3600:5.1f} h)  serve RSS "
-                      f"{samples[-1][1]:7.1f} MB  messages to apps {sum(counts):,}", flush=True)
-                await asyncio.sleep(every)
+            async with httpx.AsyncClient(base_url=urls["backend"], timeout=30,
+                                         headers={"X-Twin-Token": token}) as http:
+                sim0 = await _simulated(http)
+                simulated = 0.0
+                held = (1.0, 0.0)
+                # until the simulated days passed (simulated time waits when the machine cannot hold the speed)
+                while simulated < days * 86_400 and time.monotonic() - started < 4 * days * 86_400 / speed:
+                    elapsed = time.monotonic() - started
+                    simulated = await _simulated(http) - sim0
+                    samples.append((simulated, rss_mb(process.pid)))
+                    pace = simulated / max(elapsed, 1)
+                    held = (elapsed, simulated)
+                    print(f"  {elapsed:7.0f} s  simulated {simulated / 3600:5.1f} h ({pace:4.0f}x)  serve RSS "
+                          f"{samples[-1][1]:7.1f} MB  messages to apps {sum(counts):,}", flush=True)
+                    await asyncio.sleep(every)
+                waited = (await http.get("/twin/clock")).json()["data"]["waited_s"]
+            wall = time.monotonic() - started
             stop.set()
             await asyncio.gather(*holders)
         finally:
@@ -108,14 +123,21 @@ async def soak(scenario: str, *, speed: float, days: float, sockets: int, every:
                     await asyncio.wait_for(process.wait(), 30)
                 except TimeoutError:
                     process.kill()
-    after = [mb for t, mb in samples if t >= warmup * wall] or [samples[-1][1]]
-    return {"scenario": scenario, "speed": speed, "simulated_days": days, "sockets": sockets,
+    after = [mb for t, mb in samples if t >= warmup * days * 86_400] or [samples[-1][1]]
+    return {"scenario": scenario, "speed": speed, "simulated_days": round(samples[-1][0] / 86_400, 2),
+            "effective_speed": round(held[1] / max(held[0], 1.0)), "waited_for_services_s": waited, "sockets": sockets,
             "users": len(tokens), "wall_s": round(wall, 1), "messages_to_apps": sum(counts),
             "peak_rss_mb": round(max(mb for _, mb in samples), 1),
             "rss_after_warmup_mb": round(after[0], 1), "rss_end_mb": round(after[-1], 1),
             "growth_after_warmup_mb": round(after[-1] - after[0], 1),
             "median_after_warmup_mb": round(statistics.median(after), 1),
             "samples": [(round(t, 1), round(mb, 1)) for t, mb in samples]}
+
+
+async def _simulated(http: httpx.AsyncClient) -> float:
+    """Simulated seconds since the epoch, as the twin's clock says (the control API)."""
+    answer = (await http.get("/twin/clock")).json()["data"]["now"]
+    return datetime.fromisoformat(answer.replace("Z", "+00:00")).timestamp()
 
 
 def main() -> None:
@@ -137,7 +159,8 @@ def main() -> None:
     print(f"\nserve peak RSS {figures['peak_rss_mb']} MB; after warm-up {figures['rss_after_warmup_mb']} MB, "
           f"at the end {figures['rss_end_mb']} MB (growth {figures['growth_after_warmup_mb']:+} MB); "
           f"{figures['messages_to_apps']:,} messages to {figures['sockets']} sockets of {figures['users']} users "
-          f"in {figures['wall_s']} s")
+          f"in {figures['wall_s']} s: {figures['simulated_days']} simulated days at {figures['effective_speed']}x "
+          f"(asked {figures['speed']:g}x; simulated time waited {figures['waited_for_services_s']} s for the services)")
     if args.out:
         args.out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 

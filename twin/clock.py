@@ -47,23 +47,41 @@ class SimClock:
         self._monotonic = monotonic
         self._wall0 = monotonic()
         self._held = held
+        self._paused_at: float | None = None
 
     def begin(self) -> None:
         """Start counting from now (sim time 0 is this wall instant); a held clock starts moving."""
         self._wall0 = self._monotonic()
         self._held = False
 
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def pause(self) -> None:
+        """Stop simulated time where it stands (until :meth:`resume`); a no-op if paused or held."""
+        if self._paused_at is None and not self._held:
+            self._paused_at = self.sim_seconds()
+
+    def resume(self) -> None:
+        """Let simulated time go on from where :meth:`pause` stopped it."""
+        if self._paused_at is not None:
+            self._wall0 = self._monotonic() - self._paused_at / self.speed
+            self._paused_at = None
+
     def set_speed(self, speed: float) -> None:
         """Run at ``speed`` from now on; simulated time goes on from where it stands (no jump)."""
         if speed <= 0:
             raise ValueError("speed must be above 0")
-        if not self._held:
+        if not self._held and self._paused_at is None:
             self._wall0 = self._monotonic() - self.sim_seconds() / speed
         self.speed = speed
 
     def sim_seconds(self) -> float:
         if self._held:  # ``held=True``: the clock stands at the start until begin()
             return 0.0
+        if self._paused_at is not None:
+            return self._paused_at
         return (self._monotonic() - self._wall0) * self.speed
 
     def wall_at(self, sim_seconds: float) -> float:

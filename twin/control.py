@@ -307,7 +307,10 @@ class TwinControl:
         clock = self._stack.clock
         assert clock is not None
         now = clock.now().astimezone(UTC).replace(microsecond=0)
-        return {"speed": clock.speed, "now": now.isoformat().replace("+00:00", "Z")}
+        runner = self._stack.runner
+        return {"speed": clock.speed, "now": now.isoformat().replace("+00:00", "Z"),
+                "waiting_for_services": clock.paused, "waited_s": round(runner.held_s, 1) if runner else 0.0,
+                "backlog": self._stack.backlog}
 
     def set_speed(self, speed: float) -> dict[str, Any]:
         clock = self._stack.clock

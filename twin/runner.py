@@ -47,13 +47,16 @@ class ModelRunner:
     """
 
     def __init__(self, world: World, clock: SimClock, *, tick: float = 0.2,
-                 on_lag: Callable[[float], None] | None = None) -> None:
+                 on_lag: Callable[[float], None] | None = None, hold: Callable[[], bool] | None = None) -> None:
         self.world = world
         self.clock = clock
         self.tick = tick
         self.on_lag = on_lag
+        self.hold = hold
         self.steps = 0
         self.max_lag = 0.0
+        self.held_s = 0.0
+        """Wall seconds simulated time stood still because ``hold`` said the services were behind."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -75,6 +78,15 @@ class ModelRunner:
                 await self._task
             self._task = None
 
+    def _held(self) -> bool:
+        """Backpressure: simulated time waits while ``hold`` says the services have not carried what it made."""
+        assert self.hold is not None
+        if self.hold():
+            self.clock.pause()
+            return True
+        self.clock.resume()
+        return False
+
     def step(self) -> None:
         """Run the model up to the clock's now (a no-op if it is there already)."""
         env = self.world.env
@@ -94,6 +106,10 @@ class ModelRunner:
     async def _run(self) -> None:
         env = self.world.env
         while True:
+            if self.hold is not None and self._held():
+                await asyncio.sleep(self.tick)
+                self.held_s += self.tick
+                continue
             self.step()
             due = env.peek()
             wait = self.tick if math.isinf(due) else self.clock.wall_at(due) - time.monotonic()

@@ -64,6 +64,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+BACKLOG_HIGH_PER_CP = 4
+BACKLOG_LOW_PER_CP = 1
+"""Backpressure (``Stack(backpressure=True)``): simulated time stands still once more than 4 messages per
+charge point wait to be carried, and goes on when at most 1 per charge point is left."""
+
+
 @dataclass(frozen=True, slots=True)
 class StackUrls:
     backend: str
@@ -92,7 +98,11 @@ class Stack:
     own. ``on_lag`` is told each model step's lag behind the clock (:class:`ModelRunner`).
     ``watch_apps`` checks every request and frame apps send against the
     contracts (``self.watch``, listed at ``GET /twin/violations``): what
-    ``chargetwin serve`` does for people's apps.
+    ``chargetwin serve`` does for people's apps. ``backpressure``: simulated
+    time waits while the services have not carried what the model made (the
+    charge points' OCPP queues, the CMS's events for the backend), so that a
+    speed the machine cannot hold slows the twin down instead of piling up
+    messages without end (``serve``; a run measures that lag instead).
     """
 
     def __init__(self, scenario: Scenario, *, settings: Settings | None = None, speed: float | None = None,
@@ -101,7 +111,8 @@ class Stack:
                  ocpp_tap: Callable[[str, str, str], None] | None = None,
                  cms_transport: httpx.AsyncBaseTransport | None = None,
                  events_transport: httpx.AsyncBaseTransport | None = None,
-                 on_lag: Callable[[float], None] | None = None, watch_apps: bool = False) -> None:
+                 on_lag: Callable[[float], None] | None = None, watch_apps: bool = False,
+                 backpressure: bool = False) -> None:
         self.scenario = scenario
         self.settings = settings or Settings.from_env()
         self.speed = speed or scenario.run.speed or 1.0
@@ -112,6 +123,8 @@ class Stack:
         self._cms_client = None if cms_transport is None else httpx.AsyncClient(transport=cms_transport)
         self._events_transport = events_transport
         self._on_lag = on_lag
+        self._backpressure = backpressure
+        self._behind = False
         # what apps send, judged live (GET /twin/violations): for people's apps (serve), not the run's own
         self.watch = AppWatch(secret=self.settings.jwt_secret) if watch_apps else None
         self.users: list[TestUser] = test_users((d.user_id, d.id_tag) for d in self.world.drivers)
@@ -159,8 +172,27 @@ class Stack:
         if self._app_factory is not None:  # the drivers' apps go through the services from the first trip
             self.world.app = self._app_factory(self)
         self.clock.begin()
-        self.runner = ModelRunner(self.world, self.clock, on_lag=self._on_lag)
+        self.runner = ModelRunner(self.world, self.clock, on_lag=self._on_lag,
+                                  hold=self._behind_on_messages if self._backpressure else None)
         self.runner.start()
+
+    @property
+    def backlog(self) -> int:
+        """Messages the model made that the services have not carried yet: OCPP requests queued at the
+        connected charge points and CMS events not yet delivered to the backend."""
+        fleet = 0 if self.fleet is None else self.fleet.backlog
+        delivery = self.cms.delivery if self.cms is not None else None
+        return fleet + (0 if delivery is None else delivery.pending)
+
+    def _behind_on_messages(self) -> bool:
+        """Backpressure with hysteresis: behind above 4 queued messages per charge point, caught up below 1."""
+        charge_points = max(1, len(self.world.charge_points))
+        backlog = self.backlog
+        if backlog > BACKLOG_HIGH_PER_CP * charge_points:
+            self._behind = True
+        elif backlog <= BACKLOG_LOW_PER_CP * charge_points:
+            self._behind = False
+        return self._behind
 
     async def _settle_boot(self, timeout: float = 60.0) -> None:
         """Wait (at most ``timeout`` s) until every charge point booted and the CMS delivered their statuses.

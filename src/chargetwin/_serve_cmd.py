@@ -107,7 +107,8 @@ async def serve_scenario(scenario: Scenario, *, settings: Settings, speed: float
                                    markup=False)
         return 2
     make = Stack if recording is None else recording.stack
-    stack = make(scenario, settings=settings, speed=speed, reserved_users=RESERVED_USERS, watch_apps=True)
+    stack = make(scenario, settings=settings, speed=speed, reserved_users=RESERVED_USERS, watch_apps=True,
+                 backpressure=True)
     stopped: str | None = None
     try:
         try:
@@ -126,7 +127,7 @@ async def serve_scenario(scenario: Scenario, *, settings: Settings, speed: float
             if recording is not None:
                 console.print(f"Recording everything to {recording.path}; judge it with: chargetwin validate "
                               f"{record}", markup=False, highlight=False, soft_wrap=True)
-            await stop.wait()
+            await _serve_until(stop, stack, console)
             console.print("stopping ...")
         finally:
             await stack.stop()
@@ -143,6 +144,27 @@ def _recording(record: Path) -> Recording:
     from .harness.recording import Recording  # the harness: only when recording
 
     return Recording(record)
+
+
+PACE_EVERY_S = 30.0
+"""How often ``serve`` looks whether simulated time had to wait for the services (backpressure)."""
+
+
+async def _serve_until(stop: asyncio.Event, stack: Any, console: Console) -> None:
+    """Wait for ``stop``; say when the machine cannot hold the speed (simulated time waited for the services)."""
+    waited = 0.0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PACE_EVERY_S)
+        runner, clock = stack.runner, stack.clock
+        if runner is None or clock is None or stop.is_set():
+            continue
+        share, waited = (runner.held_s - waited) / PACE_EVERY_S, runner.held_s
+        if share > 0.1:
+            console.print(f"simulated time waited {share:.0%} of the last {PACE_EVERY_S:.0f} s for the services "
+                          f"to carry its messages: this machine holds about {clock.speed * (1 - share):.0f}x, "
+                          f"not {clock.speed:g}x (PUT /twin/clock or a lower --speed keeps an even pace)",
+                          markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_banner(console: Console, stack: Any, speed: float, show_users: int) -> None:

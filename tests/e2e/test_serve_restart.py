@@ -1,4 +1,5 @@
-"""The twin stopped mid-session and started again on the same state: the user gets a clean end and charges again.
+"""serve for days: stopped mid-session and started again on the same state, the user gets a clean end and
+charges again; and with backpressure, simulated time waits for services that fall behind.
 
 Before, that user was locked out for good: start answered 409 "You already
 have a charging session" and stop 404, because the stored session stayed
@@ -18,7 +19,9 @@ import redis.asyncio as aioredis
 from stack_testkit import App, quiet, running_stack, settings_for
 
 from chargetwin.contracts import default_validator
+from chargetwin.twin.scenario import load_scenario
 from chargetwin.twin.services.redis_server import redis_for
+from chargetwin.twin.stack import Stack
 
 
 def test_a_session_cut_by_a_restart_ends_cleanly_and_the_user_charges_again(tmp_path: Path) -> None:
@@ -81,5 +84,35 @@ def test_a_session_cut_by_a_restart_ends_cleanly_and_the_user_charges_again(tmp_
         validator = default_validator()
         for channel, message in heard:
             assert not validator.validate(message, channel=f"redis:{channel}", direction="publish"), message
+
+    asyncio.run(main())
+
+
+class _SlowBackend(httpx.AsyncBaseTransport):
+    """The CMS's events reach the backend 0.2 s late each: a backend that cannot keep up."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.2)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def test_with_backpressure_simulated_time_waits_for_services_that_fall_behind(tmp_path: Path) -> None:
+    """``serve`` holds simulated time while messages pile up, instead of queueing them without end."""
+    async def main() -> None:
+        scenario = load_scenario("smoke")
+        async with Stack(scenario, settings=settings_for(tmp_path), speed=1200.0, backpressure=True,
+                         events_transport=_SlowBackend()) as stack:
+            assert stack.runner is not None and stack.clock is not None
+            await asyncio.sleep(4.0)
+            limit = 4 * len(stack.world.charge_points)
+            assert stack.runner.held_s > 1.0  # it waited
+            assert stack.clock.sim_seconds() < 0.75 * 4.0 * 1200.0  # and so fell behind the wall's pace
+            assert stack.backlog <= limit + 2 * len(stack.world.charge_points)  # the queues stayed bounded
 
     asyncio.run(main())

@@ -74,3 +74,51 @@ def test_a_held_clock_stands_at_the_start_until_it_begins() -> None:
     clock.begin()
     wall[0] = 131.0
     assert clock.sim_seconds() == 60.0
+
+
+def test_a_paused_clock_stands_still_and_goes_on_from_there() -> None:
+    wall = [100.0]
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=10.0, monotonic=lambda: wall[0])
+    wall[0] = 101.0
+    assert clock.sim_seconds() == 10.0
+    clock.pause()
+    wall[0] = 105.0
+    assert clock.sim_seconds() == 10.0 and clock.paused
+    clock.set_speed(20.0)  # a new speed while paused: still no jump
+    assert clock.sim_seconds() == 10.0
+    clock.resume()
+    wall[0] = 106.0
+    assert clock.sim_seconds() == 30.0 and not clock.paused
+
+
+def test_a_new_speed_goes_on_from_the_simulated_now() -> None:
+    wall = [0.0]
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=60.0, monotonic=lambda: wall[0])
+    wall[0] = 2.0
+    clock.set_speed(600.0)
+    assert clock.sim_seconds() == pytest.approx(120.0)
+    wall[0] = 3.0
+    assert clock.sim_seconds() == pytest.approx(720.0)
+    with pytest.raises(ValueError, match="speed"):
+        clock.set_speed(0)
+
+
+def test_the_runner_holds_simulated_time_while_the_services_are_behind() -> None:
+    world = World(city(hours=2.0, arrivals_per_day=20_000))
+    clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=600.0)
+    behind = [True]
+
+    async def main() -> tuple[float, float]:
+        runner = ModelRunner(world, clock, tick=0.05, hold=lambda: behind[0])
+        runner.start()
+        await asyncio.sleep(0.5)
+        held_at = world.env.now
+        behind[0] = False
+        await asyncio.sleep(0.5)
+        await runner.stop()
+        assert runner.held_s >= 0.4
+        return held_at, world.env.now
+
+    held_at, reached = asyncio.run(main())
+    assert held_at == 0.0  # nothing ran while the services were behind
+    assert 200 < reached <= 350  # then about 600 simulated seconds a wall second, from where time stood

@@ -615,6 +615,11 @@ class ChargePointFleet:
         """OCPP requests queued over all charge points."""
         return sum(cp.pending for cp in self.charge_points.values())
 
+    @property
+    def backlog(self) -> int:
+        """OCPP requests queued at the charge points that are connected (a disconnected one's queue waits)."""
+        return sum(cp.pending for cp in self.charge_points.values() if cp.ready.is_set())
+
     async def stop(self) -> None:
         """Close every connection; later events of the world are ignored."""
         self._stopped = True

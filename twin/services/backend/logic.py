@@ -55,8 +55,9 @@ _REMOTE_REASONS = frozenset({"Remote", "RemoteStop"})
 _FAULT_REASONS = frozenset({"Other", "EmergencyStop", "PowerLoss"})
 _FREE_STATUSES = frozenset({"Available", "Preparing"})
 """Connector statuses that say no transaction runs there (OCPP 1.6 section 4.9)."""
-_RECENT_ENDS = 1024
-"""How many ended transactions are remembered to answer a repeated ``session_stopped`` the same way."""
+_RECENT_ENDS = 256
+"""How many ended transactions are remembered to answer a repeated ``session_stopped`` the same way (a CMS
+repeats the head of one charger's queue when its delivery failed: the latest ends are the ones that come back)."""
 
 
 def channel(user_id: int, suffix: str) -> str:
@@ -649,7 +650,8 @@ class BackendLogic:
         effects.keys[CHARGER_LIST_KEY] = self.charger_list_json([station_id])
 
     def _remember_end(self, key: tuple[str, int], effects: Effects) -> None:
-        self._recent_ends[key] = effects
+        """Keep what a repeat publishes again: the messages and keys, not the session row (a third of the size)."""
+        self._recent_ends[key] = Effects(publish=list(effects.publish), keys=dict(effects.keys))
         while len(self._recent_ends) > _RECENT_ENDS:
             self._recent_ends.popitem(last=False)
 
