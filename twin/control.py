@@ -273,6 +273,13 @@ class TwinControl:
         return {"charge_point_id": charge_point_id, "action": action,
                 "answer": snake_to_camel_case(remove_nones(_as_dict(answer)))}
 
+    def set_id_tag(self, id_tag: str, status: str) -> dict[str, Any]:
+        """What the CMS answers Authorize and StartTransaction for ``id_tag`` from now on."""
+        cms = self._stack.cms
+        assert cms is not None
+        cms.central.id_tags.set(id_tag, status)
+        return {"id_tag": id_tag, "status": status}
+
     # --- sessions and users ----------------------------------------------------------
 
     def jump_session(self, user_id: int, soc_percent: float) -> dict[str, Any]:

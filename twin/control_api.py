@@ -95,6 +95,11 @@ class SessionError(_Body):
     error_code: str | None = Field(None, description="an OCPP 1.6 ChargePointErrorCode, or null")
 
 
+class IdTagStatus(_Body):
+    status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = Field(
+        description="what the CMS answers Authorize and StartTransaction for this tag (OCPP 1.6 AuthorizationStatus)")
+
+
 class Clock(_Body):
     speed: float = Field(gt=0, le=100_000, description="simulated seconds per wall second")
 
@@ -194,6 +199,11 @@ def control_router(control: TwinControl, settings: Settings, *, info: dict[str, 
     @guarded.post("/users/{user_id}/session-error", summary="Send a session_error about a user's session")
     async def session_error(user_id: UserId, body: SessionError) -> Envelope:
         return _ok(await control.session_error(user_id, body.error, body.message, body.error_code))
+
+    @guarded.put("/id-tags/{id_tag}", summary="Block, expire or accept an id tag at the CMS")
+    async def id_tag(id_tag: Annotated[str, Path(max_length=20, examples=["TAG00000001"])],
+                     body: IdTagStatus) -> Envelope:
+        return _ok(control.set_id_tag(id_tag, body.status))
 
     @guarded.get("/clock", summary="The simulated clock: now and speed")
     async def clock() -> Envelope:

@@ -160,7 +160,7 @@ class Stack:
         await self.backend.start()
         self.cms = Cms(settings=settings, stations=stations, clock=self.clock,
                        first_transaction_id=self.backend.service.next_transaction_id(), ocpp_tap=self._ocpp_tap,
-                       delivery_transport=self._events_transport)
+                       delivery_transport=self._events_transport, id_tags=[user.id_tag for user in self.users])
         await self.cms.start()
         self.gateway = Gateway(settings=settings, clock=self.clock, redis_url=self.redis_server.url, watch=self.watch)
         await self.gateway.start()

@@ -193,7 +193,7 @@ async def _cms(args: argparse.Namespace, scenario: Scenario | None, settings: Se
     clock = SimClock(datetime.now(scenario.run.start.tzinfo).replace(microsecond=0), speed=args.speed, held=True)
     first_id = args.first_transaction_id or int(time.time() - TRANSACTION_EPOCH.timestamp())
     cms = Cms(settings=settings, stations=[s.spec for s in world.network.stations], clock=clock,
-              first_transaction_id=first_id)
+              first_transaction_id=first_id, id_tags=[driver.id_tag for driver in world.drivers])
     fleet: ChargePointFleet | None = None
     runner: ModelRunner | None = None
     try:

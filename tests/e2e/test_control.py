@@ -319,3 +319,36 @@ def test_a_charge_point_of_someone_elses_is_listed_and_driven_through_the_cms(tm
         assert not found, found[:5]
 
     asyncio.run(main())
+
+
+def test_a_blocked_id_tag_is_refused_by_the_cms_and_the_charger_ends_the_session(tmp_path: Path) -> None:
+    async def main() -> None:
+        settings = settings_for(tmp_path, admin_token=TOKEN)
+        async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
+            control = Control(http, stack.urls.backend)
+            app = await connected_app(stack, traffic, http)
+            tag = stack.users[0].id_tag
+            assert await control.ok("PUT", f"/id-tags/{tag}", {"status": "Blocked"}) == {"id_tag": tag,
+                                                                                       "status": "Blocked"}
+            assert (await control.send("PUT", f"/id-tags/{tag}", {"status": "Maybe"})).status_code == 422
+            started = await app.post("/api/charging/start", {"charger_id": "CP001", "connector_id": 1})
+            assert started.status_code == 200, started.text
+            (refused,) = await app.wait_for(lambda m: m.get("event") == "session_error")
+            assert refused["data"]["error"] == "Not authorized"
+            await app.wait_for(lambda m: m["type"] == "active_session_update" and not m["has_active_session"],
+                               count=2)  # on connect, and once the charger ended it
+
+            await control.ok("PUT", f"/id-tags/{tag}", {"status": "Accepted"})
+            for _ in range(50):  # the car leaves the connector a little after the transaction ends
+                again = await app.post("/api/charging/start", {"charger_id": "CP001", "connector_id": 1})
+                if again.status_code != 409:
+                    break
+                await asyncio.sleep(0.1)
+            assert again.status_code == 200, again.text
+            await app.wait_for(lambda m: m.get("event") == "meter_value")
+            assert len([m for m in app.received if m.get("event") == "session_error"]) == 1
+            await app.close()
+        found = [(r.channel, r.message, v.to_dict()) for r, v in traffic.violations()]
+        assert not found, found[:5]
+
+    asyncio.run(main())

@@ -631,3 +631,12 @@ def test_reconcile_fails_a_start_left_half_done_and_ends_sessions_on_chargers_go
         ("user:1:session_updates", "session_error"), ("user:2:session_updates", "session_error")}
     assert (gone.status, half.status) == (SessionStatus.ERROR, SessionStatus.FAILED)
     assert restarted.open_session_of(1) is None and restarted.open_session_of(2) is None
+
+
+def test_a_session_the_cms_did_not_authorize_ends_as_an_error() -> None:
+    logic = make_logic()
+    session = active_session(logic)
+    sent = conforming(logic.handle(stopped_event("CP001", 789, meter_stop=1000, reason="DeAuthorized"), now=NOW))
+    (error,) = [m for _, m in sent if m.get("event") == "session_error"]
+    assert error["data"]["error"] == "Not authorized" and session.status == SessionStatus.ERROR
+    assert logic.open_session_of(1) is None

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from cms_testkit import NETWORK, EventReceiver, closing, eventually, run, settings
+from ocpp.exceptions import OCPPError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chargetwin.contracts import Validator
 from chargetwin.twin.clock import SimClock
@@ -78,10 +79,11 @@ class Stack:
 async def stack(**changes: Any) -> AsyncIterator[Stack]:
     receiver = EventReceiver()
     await receiver.start()
+    id_tags = changes.pop("id_tags", None)
     config: Settings = settings(backend_port=receiver.port, **changes)
     frames: list[tuple[str, str, list[Any]]] = []
     clock = SimClock(datetime(2025, 1, 29, 16, 0, tzinfo=UTC), monotonic=lambda: 0.0)  # always 16:00Z
-    cms = Cms(settings=config, stations=NETWORK, clock=clock, heartbeat_interval=42,
+    cms = Cms(settings=config, stations=NETWORK, clock=clock, heartbeat_interval=42, id_tags=id_tags,
               ocpp_tap=lambda cp, direction, frame: frames.append((cp, direction, json.loads(frame))))
     await cms.start()
     http = httpx.AsyncClient(timeout=10)
@@ -191,13 +193,20 @@ def test_meter_values_of_an_unknown_transaction_make_no_event() -> None:
 def test_unknown_charge_points_and_clients_without_ocpp16_are_refused() -> None:
     async def main() -> None:
         async with stack() as s:
-            for path, subprotocols, status in (("/NOPE", ["ocpp1.6"], 404), ("/CP001/x", ["ocpp1.6"], 404),
-                                               ("/CP001", None, 400), ("/CP001", ["ocpp2.0.1"], 400)):
+            for path, subprotocols, status in (("/NOPE", ["ocpp1.6"], 404), ("/CP001/x", ["ocpp1.6"], 404)):
                 with pytest.raises(InvalidStatus) as refused:
                     async with connect(f"{s.cms.ocpp_url}{path}", subprotocols=subprotocols):  # type: ignore[arg-type]
                         pass
                 assert refused.value.response.status_code == status, path
             assert not s.cms.connected("NOPE")
+            # OCPP-J 1.6 section 3.1.2: without ocpp1.6, the handshake completes with no subprotocol, then closes
+            for offered in (None, ["ocpp2.0.1"]):
+                async with connect(f"{s.cms.ocpp_url}/CP001", subprotocols=offered) as socket:  # type: ignore[arg-type]
+                    assert socket.subprotocol is None
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(socket.recv(), 5)
+                    assert socket.close_code == 1002 and "ocpp1.6" in (socket.close_reason or "")
+            assert not s.cms.connected("CP001")
     run(main())
 
 
@@ -385,4 +394,78 @@ def test_a_taken_port_is_a_clear_start_error() -> None:
                 other = Cms(settings=settings(**taken), stations=NETWORK, clock=s.cms.clock)
                 with pytest.raises(CmsStartError, match="choose another port"):
                     await other.start()
+    run(main())
+
+
+# --- the central system OCPP 1.6J asks for -------------------------------------------------
+
+
+def test_id_tags_get_the_status_the_cms_knows() -> None:
+    async def main() -> None:
+        async with stack(id_tags=["TAG1", "TAG2", "TAG3"]) as s, charge_point(s.cms) as cp:
+            s.cms.central.id_tags.set("TAG2", "Blocked")
+            s.cms.central.id_tags.set("TAG3", "Expired")
+            answers = {tag: (await cp.call(call.Authorize(id_tag=tag))).id_tag_info["status"]
+                       for tag in ("TAG1", "TAG2", "TAG3", "NOBODY")}
+            assert answers == {"TAG1": "Accepted", "TAG2": "Blocked", "TAG3": "Expired", "NOBODY": "Invalid"}
+            started = await cp.call(call.StartTransaction(connector_id=1, id_tag="NOBODY", meter_start=0,
+                                                          timestamp=CLOCK_START))
+            assert started.id_tag_info["status"] == "Invalid" and started.transaction_id >= 1
+            stopped = await cp.call(call.StopTransaction(meter_stop=10, timestamp=CLOCK_START, id_tag="TAG2",
+                                                         transaction_id=started.transaction_id))
+            assert stopped.id_tag_info["status"] == "Blocked"
+            with pytest.raises(ValueError, match="Accepted"):
+                s.cms.central.id_tags.set("TAG1", "Maybe")
+    run(main())
+
+
+def test_a_cms_told_of_no_users_accepts_every_tag() -> None:
+    async def main() -> None:
+        async with stack() as s, charge_point(s.cms) as cp:
+            assert (await cp.call(call.Authorize(id_tag="ANY"))).id_tag_info["status"] == "Accepted"
+    run(main())
+
+
+def test_data_transfer_and_the_firmware_and_diagnostics_notifications_are_answered() -> None:
+    async def main() -> None:
+        async with stack() as s, charge_point(s.cms) as cp:
+            answer = await cp.call(call.DataTransfer(vendor_id="com.example", message_id="x", data="{}"))
+            assert answer.status == "UnknownVendorId"
+            await cp.call(call.DiagnosticsStatusNotification(status="Uploaded"))
+            await cp.call(call.FirmwareStatusNotification(status="Installed"))
+            errors = [f for _, direction, f in s.frames if direction == "send" and f[0] == 4]
+            assert errors == []
+    run(main())
+
+
+def test_a_start_on_a_connector_the_charge_point_lacks_is_a_callerror_and_no_session() -> None:
+    async def main() -> None:
+        async with stack() as s, charge_point(s.cms) as cp:
+            with pytest.raises(OCPPError) as refused:
+                await cp.call(call.StartTransaction(connector_id=9, id_tag="TAG1", meter_start=0,
+                                                    timestamp=CLOCK_START), suppress=False)
+            assert refused.value.code == "PropertyConstraintViolation"
+            assert "1..2" in str(refused.value.details)
+            await asyncio.sleep(0.2)
+            assert s.receiver.events == [] and s.cms.central.transactions == {}
+    run(main())
+
+
+def test_unhandled_calls_get_ocpp_j_callerror_codes() -> None:
+    """OCPP-J 1.6 section 4.2.3: NotSupported for an OCPP action not supported, NotImplemented for an unknown one."""
+    async def main() -> None:
+        async with stack() as s, connect(f"{s.cms.ocpp_url}/CP001",
+                                         subprotocols=["ocpp1.6"]) as socket:  # type: ignore[list-item]
+            answers = {}
+            for unique_id, action, payload in (
+                    ("1", "ReserveNow", {"connectorId": 1, "expiryDate": CLOCK_START, "idTag": "T",
+                                         "reservationId": 1}),
+                    ("2", "MakeCoffee", {}),
+                    ("3", "CancelReservation", {"reservationId": 1})):
+                await socket.send(json.dumps([2, unique_id, action, payload]))
+                answer = json.loads(await asyncio.wait_for(socket.recv(), 5))
+                assert answer[0] == 4 and answer[1] == unique_id
+                answers[action] = answer[2]
+            assert answers == {"ReserveNow": "NotSupported", "MakeCoffee": "NotImplemented",
+                               "CancelReservation": "NotSupported"}
     run(main())

@@ -206,12 +206,13 @@ class World:
         self._start_transaction(connector, driver, id_tag)
         return True
 
-    def remote_stop(self, charge_point_id: str, connector_id: int) -> bool:
-        """RemoteStopTransaction of the transaction on that connector. False if there is none."""
+    def remote_stop(self, charge_point_id: str, connector_id: int, *, reason: str = "Remote") -> bool:
+        """RemoteStopTransaction of the transaction on that connector (``reason`` DeAuthorized: the central
+        system did not accept its id tag). False if there is none."""
         session = self.connector(charge_point_id, connector_id).session
         if session is None or session.stop_reason is not None:
             return False
-        self._stop(session, "Remote")
+        self._stop(session, reason)
         return True
 
     def change_availability(self, charge_point_id: str, connector_id: int, *, operative: bool) -> str:

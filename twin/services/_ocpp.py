@@ -49,4 +49,23 @@ if TYPE_CHECKING:
         async def _send(self, message: str) -> None: ...
 
 else:
-    from ocpp.v16 import ChargePoint as OcppChargePoint
+    from ocpp.exceptions import NotImplementedError as _NotImplemented
+    from ocpp.exceptions import NotSupportedError as _NotSupported
+    from ocpp.v16 import ChargePoint as _ChargePoint
+    from ocpp.v16.enums import Action as _Action
+
+    _ACTIONS = frozenset(action.value for action in _Action)
+
+    class OcppChargePoint(_ChargePoint):
+        """``ocpp.v16.ChargePoint`` answering an unhandled CALL with OCPP-J 1.6's CALLERROR code (section 4.2.3):
+        ``NotSupported`` for an OCPP 1.6 action this side does not support, ``NotImplemented`` for an action
+        OCPP 1.6 does not know. (The ``ocpp`` package answers them the other way round.)"""
+
+        async def _handle_call(self, msg: Any) -> None:
+            if "_on_action" not in self.route_map.get(msg.action, {}):
+                if msg.action in _ACTIONS:
+                    raise _NotSupported(description="Requested Action is recognized but not supported by the "
+                                                    "receiver", details={"cause": f"{msg.action} is not supported"})
+                raise _NotImplemented(description="Requested Action is not known by receiver",
+                                      details={"cause": f"{msg.action!r} is not an OCPP 1.6 action"})
+            await super()._handle_call(msg)

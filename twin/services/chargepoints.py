@@ -37,6 +37,7 @@ else ``clock.now()``. Timeouts and backoff are wall seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -517,9 +518,11 @@ class SimulatedChargePoint:
         self._transaction_ids[event.session_id] = transaction_id
         self._sessions[transaction_id] = event
         status = (answer.id_tag_info or {}).get("status")
-        if status != "Accepted":
-            _LOG.warning("%s: transaction %d of %s not authorized (%s); the model charges on",
-                         self.id, transaction_id, event.id_tag, status)
+        if status != "Accepted":  # OCPP 1.6 StopTransactionOnInvalidId (true by default): end it at once
+            _LOG.info("%s: transaction %d of %s not authorized (%s); stopping it", self.id, transaction_id,
+                      event.id_tag, status)
+            with contextlib.suppress(UnknownTargetError):
+                self._world.remote_stop(self.id, event.connector_id, reason="DeAuthorized")
 
     async def _stop_transaction(self, client: _Client, event: ev.TransactionStopped) -> None:
         transaction_id = self._transaction_ids.get(event.session_id)

@@ -354,7 +354,15 @@ class BackendLogic:
         faulted = connector is not None and connector.status == "Faulted"
         stamp = msg.rfc3339(now)
         effects = Effects()
-        if session.stop_reason in _FAULT_REASONS and faulted:
+        if session.stop_reason == "DeAuthorized":  # the CMS did not accept the id tag (OCPP 1.6 StartTransaction.conf)
+            session.status = SessionStatus.ERROR
+            effects.to_user(session.user_id, "session_updates", msg.session_update(
+                session, "session_error",
+                msg.session_error_data(session, error="Not authorized",
+                                       text="The charger ended the session: the CMS did not accept your id tag.",
+                                       error_code=None, at=session.stop_time), now=stamp))
+            title, text = "Charging Error", "Your charging session was not authorized"
+        elif session.stop_reason in _FAULT_REASONS and faulted:
             session.status = SessionStatus.ERROR
             code = connector.error_code if connector is not None else None
             effects.to_user(session.user_id, "session_updates", msg.session_update(

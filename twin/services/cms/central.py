@@ -26,7 +26,7 @@ from .exceptions import (
     UnknownConnectorError,
 )
 
-__all__ = ["CentralSystem", "Event", "Transaction"]
+__all__ = ["ID_TAG_STATUSES", "CentralSystem", "Event", "IdTags", "Transaction"]
 
 Event = dict[str, Any]
 """One CMS -> backend event, JSON-ready."""
@@ -44,6 +44,33 @@ class Transaction:
     id_tag: str
     meter_start: int
     start_time: str
+
+
+ID_TAG_STATUSES = frozenset({"Accepted", "Blocked", "Expired", "Invalid"})
+"""OCPP 1.6 AuthorizationStatus values the central system gives (ConcurrentTx: another transaction runs)."""
+
+
+class IdTags:
+    """The id tags the central system knows, each with its AuthorizationStatus (OCPP 1.6 section 4.2).
+
+    ``known`` None: every tag is accepted (a CMS told of no users). A tag it
+    does not know is ``Invalid``; :meth:`set` blocks, expires or restores one.
+    """
+
+    def __init__(self, known: Iterable[str] | None = None) -> None:
+        self._open = known is None
+        self._status: dict[str, str] = {} if known is None else dict.fromkeys(known, "Accepted")
+
+    def status(self, id_tag: str) -> str:
+        found = self._status.get(id_tag)
+        if found is not None:
+            return found
+        return "Accepted" if self._open else "Invalid"
+
+    def set(self, id_tag: str, status: str) -> None:
+        if status not in ID_TAG_STATUSES:
+            raise ValueError(f"{status!r} is not one of {', '.join(sorted(ID_TAG_STATUSES))}")
+        self._status[id_tag] = status
 
 
 def _stamp(text: str | None, now: datetime) -> str:
@@ -65,8 +92,10 @@ class CentralSystem:
     events to deliver, in order.
     """
 
-    def __init__(self, stations: Iterable[StationSpec], *, first_transaction_id: int = 1) -> None:
+    def __init__(self, stations: Iterable[StationSpec], *, first_transaction_id: int = 1,
+                 id_tags: Iterable[str] | None = None) -> None:
         self.connectors: dict[str, int] = {cp.id: cp.connectors for s in stations for cp in s.charge_points}
+        self.id_tags = IdTags(id_tags)
         self.transactions: dict[int, Transaction] = {}
         self._ids = itertools.count(first_transaction_id)
 

@@ -2,8 +2,9 @@
 
 OCPP-J 1.6 section 3: the charge point's identity is the last path
 segment, the subprotocol is ``ocpp1.6``. Unknown identities are refused in
-the handshake (HTTP 404), and so is a client that offers no ``ocpp1.6``
-(HTTP 400, by websockets' subprotocol negotiation). A second connection of
+the handshake (HTTP 404). A client that offers no ``ocpp1.6`` gets the
+handshake completed without a subprotocol and is closed at once (1002), as
+OCPP-J 1.6 section 3.1.2 says. A second connection of
 the same identity replaces the first. Each message is handed to the
 :class:`~.central.CentralSystem`; the events it returns go to ``submit`` in
 the order the messages came.
@@ -14,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import OCPPError, PropertyConstraintViolationError
 from ocpp.v16 import call_result
 from ocpp.v16.datatypes import IdTagInfo
-from ocpp.v16.enums import Action, AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import Action, DataTransferStatus, RegistrationStatus
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -50,6 +51,11 @@ def charge_point_id(path: str) -> str | None:
     if len(segments) != 2 or not segments[1]:
         return None
     return unquote(segments[1])
+
+
+def _ocpp16_or_none(_: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """``ocpp1.6`` when offered; else None: the handshake completes without one, then the socket is closed."""
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
 
 
 class _Link(OcppChargePoint):
@@ -111,19 +117,25 @@ class _Link(OcppChargePoint):
             timestamp=timestamp, now=self._server.clock.now()))
         return call_result.StatusNotification()
 
+    def _id_tag_info(self, id_tag: str) -> IdTagInfo:
+        return IdTagInfo(status=self._server.central.id_tags.status(id_tag))
+
     @on(Action.authorize)
-    def on_authorize(self, **_: Any) -> call_result.Authorize:
-        return call_result.Authorize(id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted))
+    def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
+        return call_result.Authorize(id_tag_info=self._id_tag_info(id_tag))
 
     @on(Action.start_transaction)
     def on_start_transaction(self, connector_id: int, id_tag: str, meter_start: int, timestamp: str,
                              **_: Any) -> call_result.StartTransaction:
+        connectors = self._server.central.connectors.get(self.id, 0)
+        if not 1 <= connector_id <= connectors:
+            raise PropertyConstraintViolationError(details={
+                "cause": f"{self.id} has connectors 1..{connectors}, not {connector_id}"})
         transaction, events = self._server.central.on_start_transaction(
             self.id, connector_id=connector_id, id_tag=id_tag, meter_start=meter_start, timestamp=timestamp,
             now=self._server.clock.now())
-        self._server.emit(events)
-        return call_result.StartTransaction(transaction_id=transaction.id,
-                                            id_tag_info=IdTagInfo(status=AuthorizationStatus.accepted))
+        self._server.emit(events)  # a tag not Accepted still started a transaction: the charge point ends it
+        return call_result.StartTransaction(transaction_id=transaction.id, id_tag_info=self._id_tag_info(id_tag))
 
     @on(Action.meter_values)
     def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]],
@@ -139,8 +151,22 @@ class _Link(OcppChargePoint):
         self._server.emit(self._server.central.on_stop_transaction(
             self.id, transaction_id=transaction_id, meter_stop=meter_stop, timestamp=timestamp, reason=reason,
             id_tag=id_tag, now=self._server.clock.now()))
-        info = IdTagInfo(status=AuthorizationStatus.accepted) if id_tag else None
-        return call_result.StopTransaction(id_tag_info=info)
+        return call_result.StopTransaction(id_tag_info=self._id_tag_info(id_tag) if id_tag else None)
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        """No vendor's data is understood here (OCPP 1.6 section 4.3): UnknownVendorId, not a CALLERROR."""
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, status: str, **_: Any) -> call_result.DiagnosticsStatusNotification:
+        _LOG.info("%s: diagnostics upload %s", self.id, status)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
+        _LOG.info("%s: firmware %s", self.id, status)
+        return call_result.FirmwareStatusNotification()
 
 
 class OcppServer:
@@ -186,7 +212,7 @@ class OcppServer:
 
     async def start(self, host: str, port: int) -> None:
         self._server = await serve(self._handle, host, port, subprotocols=[Subprotocol(SUBPROTOCOL)],
-                                   process_request=self._process_request)
+                                   select_subprotocol=_ocpp16_or_none, process_request=self._process_request)
 
     async def close(self) -> None:
         """Stop listening and close every connection (1001 going away)."""
@@ -216,6 +242,10 @@ class OcppServer:
 
     async def _handle(self, websocket: ServerConnection) -> None:
         identity = charge_point_id(websocket.request.path if websocket.request else "") or ""
+        if websocket.subprotocol != SUBPROTOCOL:
+            _LOG.warning("closed the OCPP connection of %s: it did not offer %s", identity, SUBPROTOCOL)
+            await websocket.close(1002, f"OCPP-J 1.6 needs the {SUBPROTOCOL} subprotocol")
+            return
         link = _Link(identity, websocket, self)
         previous, self.links[identity] = self.links.get(identity), link
         _LOG.info("charge point %s connected", identity)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 
 import httpx
@@ -45,18 +45,19 @@ class Cms:
     points; ``first_transaction_id`` the first id StartTransaction gets;
     ``ocpp_tap`` sees every OCPP frame; ``delivery_transport`` replaces the
     HTTP transport to the backend (tests); ``stop_settle_s`` bounds the wait
-    of :meth:`remote_stop` for the StopTransaction.
+    of :meth:`remote_stop` for the StopTransaction. ``id_tags``: the users'
+    tags, Accepted (any other gets Invalid); None accepts every tag.
     """
 
     def __init__(self, *, settings: Settings, stations: Sequence[StationSpec], clock: Clock,
                  heartbeat_interval: int = 300, first_transaction_id: int = 1, ocpp_tap: OcppTap | None = None,
                  delivery_transport: httpx.AsyncBaseTransport | None = None,
-                 stop_settle_s: float = STOP_SETTLE_S) -> None:
+                 stop_settle_s: float = STOP_SETTLE_S, id_tags: Iterable[str] | None = None) -> None:
         self.settings = settings
         self._stop_settle_s = stop_settle_s
         self._stops: dict[tuple[str, int], asyncio.Future[Event]] = {}  # StopTransactions a stop waits for
         self.clock = clock
-        self.central = CentralSystem(stations, first_transaction_id=first_transaction_id)
+        self.central = CentralSystem(stations, first_transaction_id=first_transaction_id, id_tags=id_tags)
         self._heartbeat_interval = heartbeat_interval
         self._tap = ocpp_tap
         self._transport = delivery_transport
