@@ -469,3 +469,13 @@ def test_unhandled_calls_get_ocpp_j_callerror_codes() -> None:
             assert answers == {"ReserveNow": "NotSupported", "MakeCoffee": "NotImplemented",
                                "CancelReservation": "NotSupported"}
     run(main())
+
+
+def test_a_body_over_the_limit_is_answered_413_before_it_is_read() -> None:
+    async def main() -> None:
+        async with stack(max_body_bytes=1024) as s:
+            status, body = await s.post("/api/charging/remote_start", {"charger_id": "CP001", "id_tag": "x" * 2000})
+            assert status == 413 and body["error"] == "Body too large"
+            status, _ = await s.post("/api/charging/remote_start", {"charger_id": "NOPE", "id_tag": "T"})
+            assert status == 404  # still serving
+    run(main())

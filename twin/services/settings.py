@@ -34,6 +34,7 @@ class Settings:
     jwt_ttl_s: int = 24 * 3600
     internal_token: str = "chargetwin-internal-token"
     admin_token: str | None = None  # the twin's control API (/twin/...); None: the control API is off
+    max_body_bytes: int = 64 * 1024  # request bodies above this are answered 413 before they are read
     cors_origins: str = "loopback"  # origins a browser app may call from: "loopback", "*" or a comma-separated list
     database: str = "chargetwin.sqlite3"
     cms_timeout_s: float = 10.0

@@ -28,6 +28,7 @@ from starlette.requests import ClientDisconnect
 
 from ...clock import Clock
 from ...model.config import StationSpec
+from .._body_limit import BodyLimit
 from ..appwatch import AppWatch
 from ..faults import server_error
 from ..settings import Settings
@@ -89,6 +90,8 @@ def create_app(*, settings: Settings, stations: Sequence[StationSpec], users: Se
     _add_routes(app, service)
     for router in routers:
         app.include_router(router)
+    # outside the routes and the app checks, inside CORS (a browser sees the 413's CORS headers)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)
     _add_cors(app, settings.cors_origins)
     app.mount("/app", StaticFiles(directory=WEBAPP_DIR, html=True), name="webapp")
     return app

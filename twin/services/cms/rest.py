@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chargetwin.contracts import default_validator
 
+from .._body_limit import BodyLimit
 from .central import Transaction
 from .exceptions import CmsError
 
@@ -62,9 +63,11 @@ async def _body(request: Request, channel: str) -> dict[str, Any]:
     return body
 
 
-def create_app(commands: Commands) -> FastAPI:
-    """The REST API; each call waits for the charge point's answer (bounded by the CMS's timeout)."""
+def create_app(commands: Commands, *, max_body_bytes: int = 64 * 1024) -> FastAPI:
+    """The REST API; each call waits for the charge point's answer (bounded by the CMS's timeout).
+    Bodies over ``max_body_bytes`` are answered 413 before they are read."""
     app = FastAPI(title="chargetwin CMS stub", version="0.1.0", docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, limit_bytes=max_body_bytes)
 
     @app.post(REMOTE_START)
     async def remote_start(request: Request) -> JSONResponse:

@@ -95,7 +95,8 @@ class Cms:
         except OSError as error:
             raise CmsStartError(f"the CMS cannot listen for REST on {host}:{port}: {error}; "
                                 "choose another port (CHARGETWIN_CMS_PORT, 0 for any)") from error
-        self._rest = EmbeddedHttpServer(create_app(self), sock, name="cms-rest", graceful_s=2)
+        self._rest = EmbeddedHttpServer(create_app(self, max_body_bytes=self.settings.max_body_bytes), sock,
+                                        name="cms-rest", graceful_s=2)
         self._rest_port = self._rest.port
         try:
             await self._rest.start()
