@@ -238,7 +238,7 @@ def test_answers_map_once_paired() -> None:
     (catalog.CMS_EVENTS_CHANNEL, "request", None, {"event": "boot"}),
     (catalog.CMS_EVENTS_CHANNEL, "request", None, "not json"),
     ("ocpp:", "send", None, [2, "1", "Heartbeat", {}]),
-    ("ocpp:CP001", "send", None, [2, "1", "DataTransfer", {}]),
+    ("ocpp:CP001", "send", None, [2, "1", "ReserveNow", {}]),
     ("ocpp:CP001", "receive", None, [2, "1", "Heartbeat", {}]),  # a Heartbeat CALL goes charge point -> CMS
     ("ocpp:CP001", "send", None, [5, "1", {}]),
     ("ocpp:CP001", "send", None, {"action": "Heartbeat"}),

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from stack_testkit import SECRET, quiet, settings_for
 from webapp_testkit import StackThread
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from chargetwin.twin.stack import Stack
 
@@ -39,9 +41,19 @@ def table_ids() -> list[str]:
     return [row for row in found if row != "id"]  # not the header
 
 
+ADMIN = "bad-input-admin-token"
+EXTERNAL = "BAD1"
+"""A charge point the twin does not simulate (added through the control API): the OCPP rows connect as it."""
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with StackThread(quiet(), settings_for(tmp_path_factory.mktemp("bad-input")), speed=60.0) as running:
+    settings = settings_for(tmp_path_factory.mktemp("bad-input"), admin_token=ADMIN, gateway_open_timeout_s=1.0)
+    with StackThread(quiet(), settings, speed=60.0) as running:
+        added = httpx.post(f"{running.stack.urls.backend}/twin/stations", headers={"X-Twin-Token": ADMIN}, json={
+            "id": "LAB", "name": "Lab", "address": "Lab 1", "latitude": 30.0, "longitude": 31.2,
+            "charge_points": [{"id": EXTERNAL, "connectors": 1, "simulated": False}]}, timeout=30)
+        assert added.status_code == 200, added.text
         yield running.stack
 
 
@@ -87,7 +99,10 @@ class Client:
             started = time.monotonic()
             raw.sendall(request)
             answer = raw.recv(65536)
-            return time.monotonic() - started, answer
+            seconds = time.monotonic() - started
+            while chunk := raw.recv(65536):  # the rest, until the server closes
+                answer += chunk
+            return seconds, answer
 
 
 def _token(claims: dict[str, Any], *, key: str = SECRET, algorithm: str = "HS256") -> str:
@@ -124,6 +139,116 @@ def _bad_token(token: str, backend_error: str = "Invalid authentication token") 
         _refused(client, client.start({"charger_id": "CP001"}, token=token), 401, backend_error)
         assert client.gateway(f"/?token={token}") == (1008, "Invalid authentication token")
     return row
+
+
+def _socket(client: Client) -> Any:
+    return connect(f"{client.stack.urls.gateway}/?token={client.token}", open_timeout=5)
+
+
+def _welcomed(socket_: Any) -> None:
+    for _ in range(3):  # connected, charger_list_update, active_session_update
+        socket_.recv(timeout=5)
+
+
+def _closed(socket_: Any, *, frames: int = 1000) -> tuple[int, str, int]:
+    """Read until the gateway closes ``socket_``: its code and reason, and how many messages came before."""
+    seen = 0
+    try:
+        for _ in range(frames):
+            socket_.recv(timeout=5)
+            seen += 1
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code, closed.rcvd.reason, seen
+    raise AssertionError("the gateway did not close the socket")
+
+
+def _malformed_query(client: Client) -> None:
+    assert client.gateway("/?tok=abc") == (1008, "Authentication required")
+    assert client.gateway("/?&&=") == (1008, "Authentication required")
+    assert client.gateway("/?token=%ZZ") == (1008, "Invalid authentication token")
+
+
+def _binary(client: Client) -> None:
+    with _socket(client) as socket_:
+        _welcomed(socket_)
+        socket_.send(b"\x00\x01binary")
+        answer = json.loads(socket_.recv(timeout=5))
+        assert answer["type"] == "error" and "receive-only" in json.dumps(answer).lower(), answer
+        socket_.send(b"\x00")  # still open, still answering
+        assert json.loads(socket_.recv(timeout=5))["type"] == "error"
+
+
+def _oversized(client: Client) -> None:
+    with _socket(client) as socket_:
+        _welcomed(socket_)
+        socket_.send("x" * 10_000)
+        code, _, _ = _closed(socket_)
+        assert code == 1009
+
+
+def _flood(client: Client) -> None:
+    with _socket(client) as socket_:
+        _welcomed(socket_)
+        for _ in range(30):
+            try:
+                socket_.send('{"type": "ping"}')
+            except ConnectionClosed:
+                break
+        code, reason, errors = _closed(socket_)
+        assert (code, reason) == (1008, "Too many messages") and errors == 20
+
+
+def _per_user_limit(client: Client) -> None:
+    with ExitStack() as sockets:
+        held = [sockets.enter_context(_socket(client)) for _ in range(10)]
+        for socket_ in held:
+            _welcomed(socket_)
+        assert client.gateway(f"/?token={client.token}") == (1008, "Too many connections")
+        for socket_ in held:  # the first ten are untouched
+            assert socket_.ping().wait(5)
+
+
+def _slow_handshake(client: Client) -> None:
+    parts = urlsplit(client.stack.urls.gateway)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as raw:
+        started = time.monotonic()
+        assert raw.recv(1024) == b""  # the gateway hung up on a handshake that never came
+        assert time.monotonic() - started < 5
+
+
+def _ocpp(client: Client, frames: list[Any]) -> list[Any]:
+    """Each frame sent as the external charge point; the CMS's answer to each (None: no answer in 1 s)."""
+    answers: list[Any] = []
+    with connect(f"{client.stack.urls.ocpp}/{EXTERNAL}", subprotocols=[Subprotocol("ocpp1.6")],
+                 open_timeout=5) as cms:
+        for frame in frames:
+            cms.send(frame if isinstance(frame, str) else json.dumps(frame))
+            try:
+                answers.append(json.loads(cms.recv(timeout=1)))
+            except TimeoutError:
+                answers.append(None)
+        cms.send(json.dumps([2, "ok", "Heartbeat", {}]))  # still usable
+        assert json.loads(cms.recv(timeout=5))[:2] == [3, "ok"]
+    return answers
+
+
+def _callerror(client: Client, frame: list[Any], *codes: str) -> None:
+    (answer,) = _ocpp(client, [frame])
+    assert answer is not None and answer[0] == 4 and answer[1] == frame[1] and answer[2] in codes, answer
+
+
+def _ocpp_handshake(client: Client, path: str, offered: list[str] | None) -> tuple[int, str]:
+    try:
+        with connect(f"{client.stack.urls.ocpp}{path}", subprotocols=offered, open_timeout=5) as cms:  # type: ignore[arg-type]
+            assert cms.subprotocol is None
+            cms.recv(timeout=5)
+    except InvalidStatus as refused:
+        return refused.response.status_code, ""
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError("the CMS neither refused nor closed")
 
 
 def _huge(client: Client) -> None:
@@ -180,6 +305,23 @@ ROWS: dict[str, Callable[[Client], None]] = {
         f"gateway answered {c.gateway('/')}"),
     "ws-other-path": lambda c: c.gateway(f"/admin?token={c.token}") == (404, "") or pytest.fail(
         f"gateway answered {c.gateway(f'/admin?token={c.token}')}"),
+    "ws-malformed-query": _malformed_query,
+    "ws-binary-frame": _binary,
+    "ws-oversized-frame": _oversized,
+    "ws-flood": _flood,
+    "ws-per-user-limit": _per_user_limit,
+    "ws-slow-handshake": _slow_handshake,
+    "ocpp-unknown-id": lambda c: _ocpp_handshake(c, "/NOPE", ["ocpp1.6"]) == (404, "") or pytest.fail("not 404"),
+    "ocpp-no-subprotocol": lambda c: _ocpp_handshake(c, f"/{EXTERNAL}", None)[0] == 1002 or pytest.fail("not 1002"),
+    "ocpp-not-json": lambda c: _ocpp(c, ["hello"]) == [None] or pytest.fail("the CMS answered non-JSON"),
+    "ocpp-wrong-type": lambda c: _callerror(c, [2, "t1", "StatusNotification", {
+        "connectorId": "one", "errorCode": "NoError", "status": "Available"}], "TypeConstraintViolation"),
+    "ocpp-missing-field": lambda c: _callerror(c, [2, "m1", "BootNotification", {}],
+                                               "OccurenceConstraintViolation", "OccurrenceConstraintViolation",
+                                               "FormationViolation", "ProtocolError"),
+    "ocpp-unknown-action": lambda c: _callerror(c, [2, "u1", "MakeCoffee", {}], "NotImplemented"),
+    "ocpp-unsupported-action": lambda c: _callerror(c, [2, "r1", "ReserveNow", {
+        "connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "T", "reservationId": 1}], "NotSupported"),
 }
 
 

@@ -24,7 +24,9 @@ from chargetwin.twin.services.gateway.routing import (
     CHANNEL_KINDS,
     CHANNEL_PATTERNS,
     INVALID_TOKEN,
+    TOO_MANY_CONNECTIONS,
     Admitted,
+    FloodGuard,
     Router,
     parse_channel,
     path_allowed,
@@ -409,3 +411,24 @@ def test_reconnect_delays_grow_with_jitter_up_to_the_cap() -> None:
     assert all(0.5 <= d <= 1.0 for d in firsts[5:])
     with pytest.raises(ValueError):
         next(reconnect_delays(initial=0, rng=random.Random(1)))
+
+
+def test_one_user_holds_at_most_max_per_user_sockets_and_gets_one_back_when_one_closes() -> None:
+    router: Router[FakeSocket] = Router(max_connections=100, max_buffer_bytes=1024, max_per_user=2)
+    first, second, third = FakeSocket("a"), FakeSocket("b"), FakeSocket("c")
+    assert router.admit(first, "t", lambda _: 7) == Admitted(7)
+    assert router.admit(second, "t", lambda _: 7) == Admitted(7)
+    assert router.admit(third, "t", lambda _: 7) == TOO_MANY_CONNECTIONS
+    assert router.admit(third, "t", lambda _: 8) == Admitted(8)  # another user is not held back
+    router.remove(first)
+    assert router.admit(FakeSocket("d"), "t", lambda _: 7) == Admitted(7)
+
+
+def test_the_flood_guard_allows_limit_frames_per_window_and_forgets_old_ones() -> None:
+    guard = FloodGuard(limit=3, window_s=10.0)
+    assert [guard.allow(t) for t in (0.0, 1.0, 2.0)] == [True, True, True]
+    assert guard.allow(3.0) is False  # a fourth within 10 s
+    fresh = FloodGuard(limit=3, window_s=10.0)
+    assert all(fresh.allow(t * 4.0) for t in range(100))  # one frame every 4 s never floods
+    with pytest.raises(ValueError):
+        FloodGuard(limit=0)

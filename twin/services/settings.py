@@ -42,6 +42,10 @@ class Settings:
     gateway_ping_interval_s: float = 30.0
     gateway_ping_timeout_s: float = 30.0
     gateway_max_buffer_bytes: int = 1 << 20
+    gateway_max_connections_per_user: int = 10  # SPEC-NOTES N-57
+    gateway_max_client_frame_bytes: int = 4096  # a larger frame from an app closes its socket with 1009
+    gateway_client_frames_per_10s: int = 20  # more frames from an app close its socket (1008 Too many messages)
+    gateway_open_timeout_s: float = 10.0  # a handshake not done by then is dropped
     inject_fault: str | None = None  # tests only: twin/services/faults.py
 
     def __post_init__(self) -> None:

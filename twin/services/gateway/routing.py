@@ -19,6 +19,7 @@ it closes (idempotent).
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
@@ -31,7 +32,10 @@ __all__ = [
     "CHANNEL_PATTERNS",
     "CLIENT_TOO_SLOW",
     "INVALID_TOKEN",
+    "TOO_MANY_CONNECTIONS",
+    "TOO_MANY_MESSAGES",
     "Admitted",
+    "FloodGuard",
     "Rejection",
     "Router",
     "Routing",
@@ -66,6 +70,29 @@ INVALID_TOKEN: Final = Rejection(1008, "Invalid authentication token")
 AT_CAPACITY: Final = Rejection(1008, "Server at capacity")
 # SPEC-NOTES N-26 (a chargetwin ruling): the send buffer overflowed.
 CLIENT_TOO_SLOW: Final = Rejection(1013, "Client too slow")
+# SPEC-NOTES N-57 (a chargetwin ruling): an app that floods the socket, or holds too many sockets.
+TOO_MANY_MESSAGES: Final = Rejection(1008, "Too many messages")
+TOO_MANY_CONNECTIONS: Final = Rejection(1008, "Too many connections")
+
+
+class FloodGuard:
+    """At most ``limit`` client frames in any ``window_s`` seconds on one socket (SPEC-NOTES N-57).
+
+    Keeps the times of the last ``limit`` frames only: memory per socket is bounded.
+    """
+
+    def __init__(self, *, limit: int = 20, window_s: float = 10.0) -> None:
+        if limit < 1 or window_s <= 0:
+            raise ValueError("limit must be >= 1 and window_s above 0")
+        self.limit = limit
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=limit)
+
+    def allow(self, now: float) -> bool:
+        """Count a frame received at ``now`` (monotonic seconds); False once it is one too many."""
+        full = len(self._times) == self.limit and now - self._times[0] < self.window_s
+        self._times.append(now)
+        return not full
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +172,11 @@ class Router(Generic[C]):
     holds up the others: nothing here waits.
     """
 
-    def __init__(self, *, max_connections: int, max_buffer_bytes: int) -> None:
-        if max_connections < 0 or max_buffer_bytes < 1:
-            raise ValueError("max_connections must be >= 0 and max_buffer_bytes >= 1")
+    def __init__(self, *, max_connections: int, max_buffer_bytes: int, max_per_user: int = 10) -> None:
+        if max_connections < 0 or max_buffer_bytes < 1 or max_per_user < 1:
+            raise ValueError("max_connections must be >= 0, max_buffer_bytes and max_per_user >= 1")
         self.max_connections = max_connections
+        self.max_per_user = max_per_user
         self.max_buffer_bytes = max_buffer_bytes
         self._entries: dict[C, _Entry] = {}
         self._by_user: dict[int, set[C]] = {}
@@ -186,6 +214,8 @@ class Router(Generic[C]):
             return INVALID_TOKEN
         if len(self._entries) >= self.max_connections:
             return AT_CAPACITY
+        if len(self._by_user.get(user_id, ())) >= self.max_per_user:
+            return TOO_MANY_CONNECTIONS
         if connection in self._entries:
             raise ValueError(f"{connection!r} is already registered")
         self._entries[connection] = _Entry(user_id)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -55,7 +56,9 @@ from .presence import PresenceLedger
 from .routing import (
     CHANNEL_PATTERNS,
     CLIENT_TOO_SLOW,
+    TOO_MANY_MESSAGES,
     Admitted,
+    FloodGuard,
     Rejection,
     Router,
     path_allowed,
@@ -166,8 +169,9 @@ class Gateway:
         self._startup_timeout = startup_timeout
         self._rng = rng or random.Random()
         self._watch = watch
-        self._router: Router[ServerConnection] = Router(max_connections=settings.gateway_max_connections,
-                                                        max_buffer_bytes=settings.gateway_max_buffer_bytes)
+        self._router: Router[ServerConnection] = Router(
+            max_connections=settings.gateway_max_connections, max_buffer_bytes=settings.gateway_max_buffer_bytes,
+            max_per_user=settings.gateway_max_connections_per_user)
         self._presence = PresenceLedger()
         self._presence_lock = asyncio.Lock()
         self._chargers = messages.ChargerListCache()
@@ -211,6 +215,10 @@ class Gateway:
                 self._handle, settings.host, settings.gateway_port,
                 ping_interval=settings.gateway_ping_interval_s, ping_timeout=settings.gateway_ping_timeout_s,
                 close_timeout=self._close_timeout, write_limit=settings.gateway_max_buffer_bytes,
+                max_size=settings.gateway_max_client_frame_bytes, open_timeout=settings.gateway_open_timeout_s,
+                # room for more client frames than the flood guard allows: a socket closed while its reading is
+                # paused (incoming queue full) does not get its close frame out (websockets 17, measured)
+                max_queue=4 * settings.gateway_client_frames_per_10s,
                 create_connection=None if self._watch is None else self._watch.connection_type,
                 # Per-connection deflate would encode each message once per socket.
                 compression=None, logger=log, process_request=self._process_request)
@@ -363,9 +371,17 @@ class Gateway:
         return chargers_raw, session_raw
 
     async def _receive_only(self, connection: ServerConnection) -> None:
-        # DESIGN ruling 4: any frame from an app gets an error message; the socket stays open.
+        # DESIGN ruling 4: any frame from an app gets an error message; the socket stays open,
+        # unless the app floods it (SPEC-NOTES N-57).
+        guard = FloodGuard(limit=self.settings.gateway_client_frames_per_10s, window_s=10.0)
         async for _frame in connection:
             self._counters.client_frames += 1
+            if not guard.allow(time.monotonic()):
+                self._counters.rejected[TOO_MANY_MESSAGES.reason] += 1
+                log.info("closing a socket of user %s: it floods the receive-only socket",
+                         self._router.user_of(connection))
+                await self._close_within(connection, TOO_MANY_MESSAGES)
+                return
             await connection.send(messages.error(messages.RECEIVE_ONLY,
                                                  format_timestamp(self._clock.now())))
 
