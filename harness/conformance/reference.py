@@ -133,7 +133,31 @@ def reference_services(folder: Path, *, env: Mapping[str, str], charge_points: s
     ``charge_points``: ``none`` (someone brings them, as ``check --ocpp``
     does) or ``simulated`` (the CMS's own, at ``speed``).
     """
-    ports = {name: _free_port() for name in ("backend", "cms", "ocpp", "gateway")}
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        ports = {name: _free_port() for name in ("backend", "cms", "ocpp", "gateway")}
+        try:
+            started, redis = _start_all(folder, ports, env=env, charge_points=charge_points, speed=speed,
+                                        network=network)
+        except StandInError as error:
+            # a port found free was taken before the stand-in bound it (another program's connection): again
+            if "address already in use" not in str(error) or attempt == PORT_ATTEMPTS:
+                raise
+            continue
+        break
+    try:
+        yield ReferenceServices(ports, redis, started)
+    finally:
+        for service in started:
+            service.close()
+
+
+PORT_ATTEMPTS = 3
+"""Starts of the stand-ins, each on fresh free ports, before a port taken meanwhile is an error."""
+
+
+def _start_all(folder: Path, ports: Mapping[str, int], *, env: Mapping[str, str], charge_points: str,
+               speed: float, network: str) -> tuple[list[StandIn], str]:
+    """The three stand-ins on ``ports``, and the backend's Redis; the ones started are stopped on failure."""
     backend = StandIn("backend", network, "--backend-port", str(ports["backend"]), "--cms-url",
                       f"http://127.0.0.1:{ports['cms']}", "--database", str(folder / "backend.sqlite3"), env=env)
     started = [backend]
@@ -146,10 +170,11 @@ def reference_services(folder: Path, *, env: Mapping[str, str], charge_points: s
                                "--charge-points", charge_points, env=env))
         started.append(StandIn("gateway", "--gateway-port", str(ports["gateway"]), "--redis", found.group(1),
                                env=env))
-        yield ReferenceServices(ports, found.group(1), started)
-    finally:
+    except BaseException:
         for service in started:
             service.close()
+        raise
+    return started, found.group(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
