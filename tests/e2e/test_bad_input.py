@@ -57,6 +57,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running.stack
 
 
+def how_it_ends(url: str, subprotocols: list[str] | None = None) -> tuple[int, str]:
+    """How a server ends a WebSocket to ``url``: (close code, reason), or (HTTP status, "") at the handshake."""
+    try:
+        with connect(url, subprotocols=subprotocols, open_timeout=5) as socket_:  # type: ignore[arg-type]
+            while True:
+                socket_.recv(timeout=5)
+    except InvalidStatus as refused:
+        return refused.response.status_code, ""
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None
+        return closed.rcvd.code, closed.rcvd.reason
+
+
 class Client:
     """The calls a row makes: REST with a user's token, raw sockets, and the gateway."""
 
@@ -82,15 +95,7 @@ class Client:
 
     def gateway(self, path: str) -> tuple[int, str]:
         """How the gateway ends a connection to ``path``: (close code, reason), or (HTTP status, "")."""
-        try:
-            with connect(f"{self.stack.urls.gateway}{path}", open_timeout=5) as socket_:
-                while True:
-                    socket_.recv(timeout=5)
-        except InvalidStatus as refused:
-            return refused.response.status_code, ""
-        except ConnectionClosed as closed:
-            assert closed.rcvd is not None
-            return closed.rcvd.code, closed.rcvd.reason
+        return how_it_ends(f"{self.stack.urls.gateway}{path}")
 
     def raw(self, request: bytes) -> tuple[float, bytes]:
         """Send ``request`` on a plain socket; the seconds until the first answer bytes, and the answer."""
@@ -239,16 +244,7 @@ def _callerror(client: Client, frame: list[Any], *codes: str) -> None:
 
 
 def _ocpp_handshake(client: Client, path: str, offered: list[str] | None) -> tuple[int, str]:
-    try:
-        with connect(f"{client.stack.urls.ocpp}{path}", subprotocols=offered, open_timeout=5) as cms:  # type: ignore[arg-type]
-            assert cms.subprotocol is None
-            cms.recv(timeout=5)
-    except InvalidStatus as refused:
-        return refused.response.status_code, ""
-    except ConnectionClosed as closed:
-        assert closed.rcvd is not None
-        return closed.rcvd.code, closed.rcvd.reason
-    raise AssertionError("the CMS neither refused nor closed")
+    return how_it_ends(f"{client.stack.urls.ocpp}{path}", offered)
 
 
 def _huge(client: Client) -> None:

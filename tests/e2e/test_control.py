@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,11 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as OcppChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
-from stack_testkit import connected_app, quiet, running_stack, settings_for
+from stack_testkit import App, connected_app, quiet, running_stack, settings_for
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
+
+from chargetwin.twin.stack import Stack
 
 TOKEN = "control-api-test-token"
 
@@ -42,6 +46,29 @@ class Control:
         assert payload["success"] is True
         data: dict[str, Any] = payload["data"]
         return data
+
+
+@asynccontextmanager
+async def controlled(tmp_path: Path) -> AsyncIterator[tuple[Stack, Control, App]]:
+    """A running stack with the control API, user 1's app connected; every message checked at the end."""
+    settings = settings_for(tmp_path, admin_token=TOKEN)
+    async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
+        app = await connected_app(stack, traffic, http)
+        yield stack, Control(http, stack.urls.backend), app
+        await app.close()
+    found = [(r.channel, r.message, v.to_dict()) for r, v in traffic.violations()]
+    assert not found, found[:5]
+
+
+async def start_when_free(app: App, charger_id: str = "CP001", connector_id: int = 1) -> httpx.Response:
+    """Start charging as soon as the last car left the connector (a little after its transaction ended)."""
+    for _ in range(50):
+        started = await app.post("/api/charging/start", {"charger_id": charger_id, "connector_id": connector_id})
+        if started.status_code != 409:
+            break
+        await asyncio.sleep(0.1)
+    assert started.status_code == 200, started.text
+    return started
 
 
 def _ocpp_frames(frames: list[tuple[str, str, str]], action: str) -> list[list[Any]]:
@@ -102,12 +129,7 @@ def test_every_control_action_reaches_apps_and_charge_points_as_the_contracts_sa
             assert missing.status_code == 404
 
             # a fault under a running session ends it as an error, with the fault's code
-            for _ in range(50):  # the car leaves the connector a little after the transaction ends
-                again = await app.post("/api/charging/start", {"charger_id": "CP001", "connector_id": 1})
-                if again.status_code != 409:
-                    break
-                await asyncio.sleep(0.1)
-            assert again.status_code == 200, again.text
+            await start_when_free(app)
             await app.wait_for(lambda m: m.get("event") == "session_started", count=2)
             await control.ok("POST", "/charge-points/CP001/fault", {"connector_id": 1, "error_code": "GroundFailure"})
             (ended,) = await app.wait_for(lambda m: m.get("event") == "session_error"
@@ -208,10 +230,7 @@ def test_the_control_api_is_off_without_an_admin_token(tmp_path: Path) -> None:
 
 def test_a_station_added_and_removed_while_running_reaches_every_app(tmp_path: Path) -> None:
     async def main() -> None:
-        settings = settings_for(tmp_path, admin_token=TOKEN)
-        async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
-            control = Control(http, stack.urls.backend)
-            app = await connected_app(stack, traffic, http)
+        async with controlled(tmp_path) as (stack, control, app):
 
             def listed(message: dict[str, Any], station_id: str) -> dict[str, Any] | None:
                 if message["type"] != "charger_list_update":
@@ -274,9 +293,6 @@ def test_a_station_added_and_removed_while_running_reaches_every_app(tmp_path: P
             assert (await control.send("DELETE", "/charge-points/CP002")).status_code == 200
             last = await control.send("DELETE", "/charge-points/CP001")
             assert last.status_code == 409 and "remove the station" in last.json()["message"]
-            await app.close()
-        found = [(r.channel, r.message, v.to_dict()) for r, v in traffic.violations()]
-        assert not found, found[:5]
 
     asyncio.run(main())
 
@@ -292,10 +308,7 @@ class ThirdPartyChargePoint(OcppChargePoint):
 
 def test_a_charge_point_of_someone_elses_is_listed_and_driven_through_the_cms(tmp_path: Path) -> None:
     async def main() -> None:
-        settings = settings_for(tmp_path, admin_token=TOKEN)
-        async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
-            control = Control(http, stack.urls.backend)
-            app = await connected_app(stack, traffic, http)
+        async with controlled(tmp_path) as (stack, control, app):
             added = await control.ok("POST", "/stations", {
                 "id": "LAB", "name": "Test lab", "address": "Lab 1", "latitude": 30.0, "longitude": 31.2,
                 "charge_points": [{"id": "EXT1", "connectors": 1, "simulated": False}]})
@@ -314,19 +327,13 @@ def test_a_charge_point_of_someone_elses_is_listed_and_driven_through_the_cms(tm
                                                                   "value": "third party"}]}
                 listening.cancel()
             await control.ok("DELETE", "/stations/LAB")
-            await app.close()
-        found = [(r.channel, r.message, v.to_dict()) for r, v in traffic.violations()]
-        assert not found, found[:5]
 
     asyncio.run(main())
 
 
 def test_a_blocked_id_tag_is_refused_by_the_cms_and_the_charger_ends_the_session(tmp_path: Path) -> None:
     async def main() -> None:
-        settings = settings_for(tmp_path, admin_token=TOKEN)
-        async with running_stack(quiet(), settings) as (stack, traffic), httpx.AsyncClient() as http:
-            control = Control(http, stack.urls.backend)
-            app = await connected_app(stack, traffic, http)
+        async with controlled(tmp_path) as (stack, control, app):
             tag = stack.users[0].id_tag
             assert await control.ok("PUT", f"/id-tags/{tag}", {"status": "Blocked"}) == {"id_tag": tag,
                                                                                        "status": "Blocked"}
@@ -339,16 +346,8 @@ def test_a_blocked_id_tag_is_refused_by_the_cms_and_the_charger_ends_the_session
                                count=2)  # on connect, and once the charger ended it
 
             await control.ok("PUT", f"/id-tags/{tag}", {"status": "Accepted"})
-            for _ in range(50):  # the car leaves the connector a little after the transaction ends
-                again = await app.post("/api/charging/start", {"charger_id": "CP001", "connector_id": 1})
-                if again.status_code != 409:
-                    break
-                await asyncio.sleep(0.1)
-            assert again.status_code == 200, again.text
+            await start_when_free(app)
             await app.wait_for(lambda m: m.get("event") == "meter_value")
             assert len([m for m in app.received if m.get("event") == "session_error"]) == 1
-            await app.close()
-        found = [(r.channel, r.message, v.to_dict()) for r, v in traffic.violations()]
-        assert not found, found[:5]
 
     asyncio.run(main())
