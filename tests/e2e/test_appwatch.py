@@ -119,7 +119,9 @@ def test_the_list_stays_bounded_and_the_total_counts_all(tmp_path: Path, caplog:
     sent = DEFAULT_LIMIT + 50
 
     async def main() -> None:
-        watched = running_stack(quiet(), settings_for(tmp_path), watch_apps=True)
+        # the gateway's flood guard (SPEC-NOTES N-57) would close this socket after 20 frames: lift it here
+        settings = settings_for(tmp_path, gateway_client_frames_per_10s=2 * sent)
+        watched = running_stack(quiet(), settings, watch_apps=True)
         async with watched as (stack, traffic), httpx.AsyncClient() as http:
             app = await connected_app(stack, traffic, http)
             assert app._socket is not None
