@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 import pytest
-from stack_testkit import SECRET, quiet, settings_for
-from webapp_testkit import StackThread
+from stack_testkit import SECRET
+from webapp_testkit import with_external_charge_point
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -48,13 +48,9 @@ EXTERNAL = "BAD1"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings = settings_for(tmp_path_factory.mktemp("bad-input"), admin_token=ADMIN, gateway_open_timeout_s=1.0)
-    with StackThread(quiet(), settings, speed=60.0) as running:
-        added = httpx.post(f"{running.stack.urls.backend}/twin/stations", headers={"X-Twin-Token": ADMIN}, json={
-            "id": "LAB", "name": "Lab", "address": "Lab 1", "latitude": 30.0, "longitude": 31.2,
-            "charge_points": [{"id": EXTERNAL, "connectors": 1, "simulated": False}]}, timeout=30)
-        assert added.status_code == 200, added.text
-        yield running.stack
+    with with_external_charge_point(tmp_path_factory.mktemp("bad-input"), EXTERNAL, admin_token=ADMIN,
+                                    gateway_open_timeout_s=1.0) as running:
+        yield running
 
 
 def how_it_ends(url: str, subprotocols: list[str] | None = None) -> tuple[int, str]:

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stack_testkit import quiet, settings_for
-from webapp_testkit import StackThread
+from webapp_testkit import StackThread, with_external_charge_point
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
@@ -47,13 +47,9 @@ query_text = st.text(alphabet="".join(c for c in string.printable if c not in " 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    settings_ = settings_for(tmp_path_factory.mktemp("fuzz"), admin_token=ADMIN, gateway_open_timeout_s=2.0)
-    with StackThread(quiet(), settings_, speed=60.0) as running:
-        added = httpx.post(f"{running.stack.urls.backend}/twin/stations", headers={"X-Twin-Token": ADMIN}, json={
-            "id": "FUZZLAB", "name": "Fuzz lab", "address": "Lab 2", "latitude": 30.0, "longitude": 31.2,
-            "charge_points": [{"id": EXTERNAL, "connectors": 2, "simulated": False}]}, timeout=30)
-        assert added.status_code == 200, added.text
-        yield running.stack
+    with with_external_charge_point(tmp_path_factory.mktemp("fuzz"), EXTERNAL, admin_token=ADMIN,
+                                    gateway_open_timeout_s=2.0) as running:
+        yield running
 
 
 class Tally:

@@ -13,21 +13,23 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 from browser_testkit import chromium
-from stack_testkit import Traffic, running_stack
+from stack_testkit import Traffic, quiet, running_stack, settings_for
 
 from chargetwin.twin.model.config import Scenario
 from chargetwin.twin.services.backend.app import WEBAPP_DIR
 from chargetwin.twin.services.settings import Settings
 from chargetwin.twin.stack import Stack
 
-__all__ = ["PageWatch", "ScriptedTwin", "StackThread", "artifacts_dir", "chromium"]
+__all__ = ["PageWatch", "ScriptedTwin", "StackThread", "artifacts_dir", "chromium", "with_external_charge_point"]
 
 _T = TypeVar("_T")
 
@@ -236,3 +238,19 @@ class ScriptedTwin:
         page.route(f"{self.ORIGIN}/twin/violations", answer(self.violations))
         page.route(f"{self.ORIGIN}/api/auth/login", answer(self.login))
         page.route_web_socket(lambda url: url.startswith(f"{self.GATEWAY}/"), gateway)
+
+
+@contextmanager
+def with_external_charge_point(folder: Path, charge_point_id: str, *, admin_token: str,
+                               **changes: Any) -> Iterator[Stack]:
+    """A quiet stack on its own thread with one charge point the twin does not simulate, added through the
+    control API (a station of its own): a test connects to the CMS as that charge point."""
+    settings = settings_for(folder, admin_token=admin_token, **changes)
+    with StackThread(quiet(), settings, speed=60.0) as running:
+        added = httpx.post(f"{running.stack.urls.backend}/twin/stations", headers={"X-Twin-Token": admin_token},
+                           json={"id": f"LAB-{charge_point_id}", "name": "Test lab", "address": "Lab 1",
+                                 "latitude": 30.0, "longitude": 31.2,
+                                 "charge_points": [{"id": charge_point_id, "connectors": 2, "simulated": False}]},
+                           timeout=30)
+        assert added.status_code == 200, added.text
+        yield running.stack
