@@ -58,13 +58,17 @@ def build_network(spec: NetworkSpec, rng: random.Random) -> Network:
     for station_spec in specs:
         station = Station(station_spec, (station_spec.longitude - lon0) * scale,
                           (station_spec.latitude - lat0) * KM_PER_DEG)
-        for cp_spec in station_spec.charge_points:
-            cp = ChargePoint(cp_spec, station)
-            cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
-                             for n in range(1, cp_spec.connectors + 1)]
-            station.charge_points.append(cp)
+        station.charge_points.extend(charge_point(cp_spec, station, rng) for cp_spec in station_spec.charge_points)
         stations.append(station)
     return Network(stations, lat0, lon0)
+
+
+def charge_point(spec: ChargePointSpec, station: Station, rng: random.Random) -> ChargePoint:
+    """A charging point of ``station`` with its connectors, their registers at random meter readings."""
+    cp = ChargePoint(spec, station)
+    cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
+                     for n in range(1, spec.connectors + 1)]
+    return cp
 
 
 def _ids(prefix: str, count: int) -> list[str]:

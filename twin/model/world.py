@@ -48,7 +48,7 @@ from .config import (
 from .demand import arrival_times, hourly_rates, local_seconds
 from .entities import ChargePoint, Connector, Driver, Session, Station, Waiter
 from .exceptions import UnknownTargetError
-from .network import KM_PER_DEG, NearestIndex, build_fleet, build_network
+from .network import KM_PER_DEG, NearestIndex, build_fleet, build_network, charge_point
 from .physics import ChargeCurve, dc_current, dc_voltage
 
 __all__ = ["UNPLUG_DELAY", "App", "DirectApp", "Sink", "World", "browsing_demand", "draw"]
@@ -294,9 +294,7 @@ class World:
         station = Station(spec, (spec.longitude - network.center_longitude) * scale,
                           (spec.latitude - network.center_latitude) * KM_PER_DEG)
         for cp_spec in spec.charge_points:
-            cp = ChargePoint(cp_spec, station)
-            cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
-                             for n in range(1, cp_spec.connectors + 1)]
+            cp = charge_point(cp_spec, station, rng)
             station.charge_points.append(cp)
             self.charge_points[cp.id] = cp
         network.stations.append(station)
@@ -325,10 +323,7 @@ class World:
         station = self._station(station_id)
         if spec.id in self.charge_points:
             raise ValueError(f"charging point {spec.id!r} is already in the network")
-        cp = ChargePoint(spec, station)
-        rng = self._rngs["network"]
-        cp.connectors = [Connector(cp, n, register=float(rng.randrange(10_000, 5_000_000)))
-                         for n in range(1, spec.connectors + 1)]
+        cp = charge_point(spec, station, self._rngs["network"])
         station.charge_points.append(cp)
         station.spec = replace(station.spec, charge_points=(*station.spec.charge_points, spec))
         self.charge_points[spec.id] = cp

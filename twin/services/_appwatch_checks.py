@@ -25,6 +25,8 @@ from chargetwin.contracts import Validator, Violation, default_validator
 from chargetwin.contracts.catalog import ENDPOINTS, WEBSOCKET_CHANNEL
 from chargetwin.contracts.validator_rules import ROUTING_RULES
 
+from . import auth
+from ._http import read_json
 from .auth import AuthError
 
 __all__ = [
@@ -122,17 +124,13 @@ class RestRequest:
     message: Any
 
 
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_body(raw: bytes) -> tuple[bool, Any]:
     """``(is JSON, value)``: the JSON of ``raw`` as the backend reads it (no NaN), else its text; None if empty."""
     if not raw.strip():
         return False, None
     try:
-        return True, json.loads(raw, parse_constant=_not_json)
-    except (ValueError, RecursionError):
+        return True, read_json(raw)
+    except ValueError:
         return False, raw.decode("utf-8", errors="replace")
 
 
@@ -161,19 +159,20 @@ def check_rest_request(channel: str, *, method: str, headers: Headers, body: byt
 
 def _bearer(authorization: str | None, found: list[Violation], verify: Verify) -> int | None:
     """The user id of ``Authorization: Bearer <JWT>``; else None, with the violation added to ``found``."""
-    if not authorization or not authorization.strip():
+    try:
+        token = auth.bearer_token(authorization)
+    except auth.MissingTokenError:
         found.append(_violation("authorization_present", "no Authorization header: send 'Authorization: Bearer "
                                 "<token>' (from POST /api/auth/login)", expected="Bearer <token>"))
         return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    except auth.NotBearerError:
         found.append(_violation("authorization_is_bearer", f"the Authorization header is not 'Bearer <token>': "
                                 f"{_excerpt(authorization)}", expected="Bearer <token>", actual=authorization))
         return None
     try:
-        return verify(token.strip())
+        return verify(token)
     except AuthError as error:
-        found.append(_violation("token_valid", str(error), actual=_excerpt(token.strip())))
+        found.append(_violation("token_valid", str(error), actual=_excerpt(token)))
         return None
 
 
@@ -255,8 +254,8 @@ def frame_message(data: str | bytes) -> Any:
         except UnicodeDecodeError:
             return f"<binary frame of {len(data)} bytes>"
     try:
-        return json.loads(data, parse_constant=_not_json)
-    except (ValueError, RecursionError):
+        return read_json(data)
+    except ValueError:
         return data
 
 

@@ -10,13 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Generator
 from typing import Any
 
 import uvicorn
 
-__all__ = ["EmbeddedHttpServer", "bind"]
+__all__ = ["EmbeddedHttpServer", "bind", "read_json"]
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_json(raw: bytes | str) -> Any:
+    """A request body's JSON as the services read it: no NaN or Infinity; ValueError if it is not JSON
+    (nested too deep included)."""
+    try:
+        return json.loads(raw, parse_constant=_not_json)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deep") from None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -14,7 +14,8 @@ Exceptions::
     AuthError                 any token problem; str() says what to do
     ├── MissingTokenError     no token was sent
     └── InvalidTokenError     malformed, badly signed, wrong claims
-        └── ExpiredTokenError past its ``exp``
+        ├── ExpiredTokenError past its ``exp``
+        └── NotBearerError    an Authorization header that is not ``Bearer <token>``
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
     "ExpiredTokenError",
     "InvalidTokenError",
     "MissingTokenError",
+    "NotBearerError",
+    "bearer_token",
     "issue_token",
     "verify_token",
 ]
@@ -55,6 +58,22 @@ class InvalidTokenError(AuthError):
 
 class ExpiredTokenError(InvalidTokenError):
     """The token's ``exp`` has passed."""
+
+
+class NotBearerError(InvalidTokenError):
+    """An ``Authorization`` header of another scheme, or ``Bearer`` without a token."""
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; :class:`MissingTokenError` without a
+    header, :class:`NotBearerError` for any other form."""
+    if not authorization or not authorization.strip():
+        raise MissingTokenError("no token: send 'Authorization: Bearer <token>' "
+                                "(get one from POST /api/auth/login or 'chargetwin token USER_ID')")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotBearerError("Use 'Authorization: Bearer <token>'.")
+    return token.strip()
 
 
 def issue_token(user_id: int, *, secret: str, ttl_s: float, now: datetime) -> str:

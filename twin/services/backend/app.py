@@ -9,7 +9,6 @@ DESIGN ruling 6's status; a client never sees a traceback.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from starlette.requests import ClientDisconnect
 from ...clock import Clock
 from ...model.config import StationSpec
 from .._body_limit import BodyLimit
+from .._http import read_json
 from ..appwatch import AppWatch
 from ..faults import server_error
 from ..settings import Settings
@@ -144,10 +144,6 @@ def _add_routes(app: FastAPI, service: BackendService) -> None:
         return {"success": True, "data": {"status": "ok", "service": "backend"}}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 async def _json_body(request: Request) -> Any:
     """The JSON body (an empty body is ``{}``); 422 if it is not JSON; 400 if the client left before sending it."""
     try:
@@ -157,8 +153,8 @@ async def _json_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return read_json(raw)
+    except ValueError:
         raise ApiError(422, "Invalid request body", "The body is not valid JSON.") from None
 
 

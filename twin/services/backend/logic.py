@@ -91,6 +91,12 @@ class Effects:
     def save(self, session: Session) -> None:
         self.sessions[session.session_id] = session
 
+    def merge(self, other: Effects) -> None:
+        """Add a sub-step's messages to users, keys and rows after this step's own."""
+        self.publish += other.publish
+        self.keys.update(other.keys)
+        self.sessions.update(other.sessions)
+
 
 def fan_out(broadcast: Iterable[msg.Message], user_ids: Iterable[int]) -> list[tuple[str, msg.Message]]:
     """Each charger message on ``user:{id}:charger_updates`` of each connected user, and nobody else."""
@@ -446,9 +452,7 @@ class BackendLogic:
         lost = self.end_lost_session(session, f"The charger reported the connector {status} without ending "
                                               "the session; it was ended and billed to its last meter value.",
                                      now=now)
-        effects.publish += lost.publish
-        effects.keys.update(lost.keys)
-        effects.sessions.update(lost.sessions)
+        effects.merge(lost)
 
     def end_lost_session(self, session: Session, reason: str, *, now: datetime) -> Effects:
         """End an active session the world no longer carries: a ``session_error``, billed to its last
@@ -487,8 +491,7 @@ class BackendLogic:
                 failed = self.start_rejected(session, ApiError(
                     503, "Start interrupted", "The backend restarted before the charger began the transaction."),
                     now=now)
-                effects.publish += failed.publish
-                effects.sessions.update(failed.sessions)
+                effects.merge(failed)
                 continue
             if session.charger_id in self.network.charge_points:
                 continue
@@ -499,9 +502,7 @@ class BackendLogic:
                 continue
             lost = self.end_lost_session(session, f"Charger {session.charger_id} is no longer in the network.",
                                          now=now)
-            effects.publish += lost.publish
-            effects.keys.update(lost.keys)
-            effects.sessions.update(lost.sessions)
+            effects.merge(lost)
         return effects
 
     # --- maintenance (no CMS event carries it; the twin's control API will) --------------------------
@@ -548,9 +549,7 @@ class BackendLogic:
                      self.start_rejected(session, ApiError(404, "Charger removed",
                                                            f"Charger {session.charger_id} left the network."),
                                          now=now))
-            effects.publish += ended.publish
-            effects.keys.update(ended.keys)
-            effects.sessions.update(ended.sessions)
+            effects.merge(ended)
         stamp = msg.rfc3339(now)
         listed = self.charger_list_json(None)
         effects.keys[CHARGER_LIST_KEY] = listed

@@ -28,7 +28,14 @@ from chargetwin.contracts.catalog import CMS_EVENTS_CHANNEL
 
 from ...clock import Clock
 from ...model.config import StationSpec
-from ..auth import ExpiredTokenError, InvalidTokenError, MissingTokenError, issue_token, verify_token
+from ..auth import (
+    ExpiredTokenError,
+    InvalidTokenError,
+    MissingTokenError,
+    bearer_token,
+    issue_token,
+    verify_token,
+)
 from ..settings import Settings
 from ..users import TestUser
 from .cms_client import CmsClient
@@ -170,13 +177,8 @@ class BackendService:
 
     def authenticate(self, authorization: str | None) -> int:
         """The user id of an ``Authorization: Bearer`` header; 401 :class:`ApiError` otherwise."""
-        scheme, _, token = (authorization or "").strip().partition(" ")
-        if not authorization or not authorization.strip():
-            token = ""
-        elif scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "Invalid authentication token", "Use 'Authorization: Bearer <token>'.")
         try:
-            user_id = verify_token(token.strip() or None, secret=self.settings.jwt_secret)
+            user_id = verify_token(bearer_token(authorization), secret=self.settings.jwt_secret)
         except MissingTokenError as error:
             raise ApiError(401, "Authentication required", str(error)) from None
         except ExpiredTokenError as error:
