@@ -21,15 +21,16 @@ def test_the_model_keeps_pace_with_the_clock() -> None:
     world.subscribe(seen.append)
     clock = SimClock(datetime(2025, 1, 29, 16, tzinfo=UTC), speed=600.0)  # 10 simulated minutes per second
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         runner = ModelRunner(world, clock, tick=0.05)
         runner.start()
         await asyncio.sleep(1.0)
         await runner.stop()
-        return world.env.now
+        return world.env.now, clock.sim_seconds()
 
-    reached = asyncio.run(main())
-    assert 500 < reached <= 700  # about 600 simulated seconds in one wall second
+    reached, clock_at_stop = asyncio.run(main())
+    # about 600 simulated seconds in one wall second; a loaded machine may sleep longer, never run ahead
+    assert 500 < reached <= clock_at_stop
     assert seen and max(e.t for e in seen) <= reached
     assert all(a.t <= b.t for a, b in itertools.pairwise(seen))
 
